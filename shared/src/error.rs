@@ -1,0 +1,192 @@
+//! The one error type of callhook and its single mapping to an HTTP status and JSON body.
+//!
+//! Every message is one sentence a sender's developer can act on. Messages never contain secrets,
+//! signatures or tokens, and never echo payload values (they may be personal data): they name the
+//! field or header that was wrong, not what it held.
+
+use std::fmt;
+
+/// Why a request failed authentication. Kept coarse on purpose: the response tells a legitimate
+/// sender what to fix without helping a forger tell a near miss from a far one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthFailure {
+    /// The signature header (or `?token=`) is absent or empty.
+    MissingCredential,
+    /// A header the scheme needs is present but not in the scheme's format.
+    MalformedCredential,
+    /// No configured secret or token matches.
+    BadCredential,
+    /// The signed timestamp is outside the allowed tolerance.
+    StaleTimestamp,
+}
+
+impl AuthFailure {
+    fn sentence(self) -> &'static str {
+        match self {
+            Self::MissingCredential => "The request carries no signature or token.",
+            Self::MalformedCredential => {
+                "The signature headers are not in the format the provider's scheme requires."
+            }
+            Self::BadCredential => "The signature or token does not match any configured secret.",
+            Self::StaleTimestamp => {
+                "The signed timestamp is too far from the current time (more than 300 seconds)."
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The route names a provider callhook does not know or that is not configured.
+    #[error("Provider `{0}` is not configured on this endpoint.")]
+    UnknownProvider(String),
+
+    /// The request was not authenticated; nothing was written.
+    #[error("{}", .0.sentence())]
+    Unauthorized(AuthFailure),
+
+    /// The body exceeds the configured limit.
+    #[error("The request body is {size} bytes, more than the {limit}-byte limit.")]
+    PayloadTooLarge { size: usize, limit: usize },
+
+    /// The request or its body is not well-formed (not JSON, not an object, bad encoding).
+    #[error("{0}")]
+    Malformed(String),
+
+    /// The body is well-formed JSON and authenticated, but not a usable event (for example the
+    /// call id is missing or a field has the wrong type).
+    #[error("{0}")]
+    Unusable(String),
+
+    /// The HTTP method is not allowed on the route.
+    #[error("Only POST is accepted on this route.")]
+    MethodNotAllowed,
+
+    /// The configuration is invalid; raised at start-up, never on a request path.
+    #[error("Invalid configuration: {0}")]
+    Config(String),
+
+    /// A storage call failed; the caller may retry (the sender gets a 5xx and will).
+    #[error("Storage is unavailable: {0}")]
+    Storage(String),
+
+    /// A bug or an invariant violation; never caused by input alone.
+    #[error("Internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The HTTP status this error answers with. The single place this mapping is made.
+    pub fn status(&self) -> u16 {
+        match self {
+            Self::Malformed(_) => 400,
+            Self::Unauthorized(_) => 401,
+            Self::UnknownProvider(_) => 404,
+            Self::MethodNotAllowed => 405,
+            Self::PayloadTooLarge { .. } => 413,
+            Self::Unusable(_) => 422,
+            Self::Storage(_) => 503,
+            Self::Config(_) | Self::Internal(_) => 500,
+        }
+    }
+
+    /// The stable machine-readable code of the JSON error body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownProvider(_) => "unknown_provider",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::Malformed(_) => "malformed_request",
+            Self::Unusable(_) => "unusable_payload",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Config(_) => "configuration_error",
+            Self::Storage(_) => "storage_unavailable",
+            Self::Internal(_) => "internal_error",
+        }
+    }
+
+    /// Whether retrying the same input later can succeed. Decides 5xx vs 4xx for senders and
+    /// retry vs. batch-item failure for stream records.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Storage(_) | Self::Internal(_))
+    }
+
+    /// The JSON body `{"error": code, "message": sentence}`. Storage and internal details stay in
+    /// the log; the sender only learns that it should retry.
+    pub fn body(&self) -> String {
+        let message = match self {
+            Self::Storage(_) => "The event could not be stored; retry later.".to_owned(),
+            Self::Internal(_) | Self::Config(_) => {
+                "callhook failed to process the request; retry later.".to_owned()
+            }
+            other => other.to_string(),
+        };
+        serde_json::json!({ "error": self.code(), "message": message }).to_string()
+    }
+
+    pub(crate) fn malformed(msg: impl fmt::Display) -> Self {
+        Self::Malformed(msg.to_string())
+    }
+
+    pub(crate) fn unusable(msg: impl fmt::Display) -> Self {
+        Self::Unusable(msg.to_string())
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_its_documented_status_and_code() {
+        let cases = [
+            (
+                Error::Malformed("The body is bad.".into()),
+                400,
+                "malformed_request",
+            ),
+            (
+                Error::Unauthorized(AuthFailure::BadCredential),
+                401,
+                "unauthorized",
+            ),
+            (
+                Error::UnknownProvider("acme".into()),
+                404,
+                "unknown_provider",
+            ),
+            (Error::MethodNotAllowed, 405, "method_not_allowed"),
+            (
+                Error::PayloadTooLarge { size: 2, limit: 1 },
+                413,
+                "payload_too_large",
+            ),
+            (
+                Error::Unusable("The call id is missing.".into()),
+                422,
+                "unusable_payload",
+            ),
+            (Error::Storage("timeout".into()), 503, "storage_unavailable"),
+            (Error::Internal("bug".into()), 500, "internal_error"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status(), status, "{error:?}");
+            assert_eq!(error.code(), code);
+            let body: serde_json::Value = serde_json::from_str(&error.body()).unwrap();
+            assert_eq!(body["error"], code);
+            let message = body["message"].as_str().unwrap();
+            assert!(message.ends_with('.'), "one sentence: {message}");
+            assert_eq!(error.is_retryable(), status >= 500);
+        }
+    }
+
+    #[test]
+    fn storage_details_stay_out_of_the_response() {
+        let error = Error::Storage("dispatch failure to https://internal-host:8000".into());
+        assert!(!error.body().contains("internal-host"));
+    }
+}

@@ -1,0 +1,19 @@
+//! callhook: receive the webhooks of AI phone-agent platforms, verify them on the raw bytes,
+//! normalize every provider's payloads into one call record per call, and keep it all in
+//! DynamoDB.
+//!
+//! This crate is shared by every function, the local runner and the CLI. Its pure core
+//! (providers, authentication, canonical events, merge, privacy) does no I/O; the `aws` feature
+//! adds the DynamoDB adapter and the Lambda handlers.
+#![forbid(unsafe_code)]
+
+pub mod auth;
+pub mod error;
+pub mod event;
+pub mod provider;
+pub mod record;
+pub mod timefmt;
+
+pub use error::{Error, Result};
+pub use event::{CanonicalEvent, EventType};
+pub use record::CallRecord;

@@ -1,0 +1,157 @@
+//! The provider registry and what provider modules share.
+//!
+//! Each provider module is parallel in shape: its payload types, its default authentication, and
+//! its mapping to canonical events. Adding a provider means one new module, one line in
+//! [`REGISTRY`], its fixtures, and its route parameters in `template.yaml`.
+
+mod clawops;
+mod synthflow;
+mod vox;
+
+use crate::error::{Error, Result};
+use crate::event::{CanonicalEvent, DeliveryContext, EventData, EventType, dedupe_key};
+use serde::de::DeserializeOwned;
+use std::fmt;
+
+pub use clawops::ClawOps;
+pub use synthflow::Synthflow;
+pub use vox::Vox;
+
+/// How a provider authenticates when its configuration does not say otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthDefaults {
+    /// `hmac-sha256`, `standard-webhooks` or `token`.
+    pub scheme: &'static str,
+    /// The signature header for `hmac-sha256`.
+    pub header: &'static str,
+    /// What precedes the hex digest in that header.
+    pub prefix: &'static str,
+}
+
+pub trait Provider: Sync + Send + fmt::Debug {
+    /// The route segment and record prefix: `vox`, `clawops`, …
+    fn name(&self) -> &'static str;
+
+    fn auth_defaults(&self) -> AuthDefaults;
+
+    /// Turns one verified raw body into its canonical events (at least one).
+    fn parse(&self, body: &[u8], ctx: &DeliveryContext) -> Result<Vec<CanonicalEvent>>;
+}
+
+/// Every provider callhook serves.
+pub static REGISTRY: &[&dyn Provider] = &[&Vox, &ClawOps, &Synthflow];
+
+pub fn lookup(name: &str) -> Option<&'static dyn Provider> {
+    REGISTRY.iter().copied().find(|p| p.name() == name)
+}
+
+/// Deserializes a body into a provider's payload type, telling a body that is not a JSON object
+/// (400) from one whose fields are unusable (422). Messages name the field, never its value.
+pub(crate) fn from_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => {
+            return Err(Error::malformed(
+                "The request body is empty; a JSON object is expected.",
+            ));
+        }
+        Some(b'{') => {}
+        Some(_) => return Err(Error::malformed("The request body must be a JSON object.")),
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|error| {
+        let path = error.path().to_string();
+        describe_json_error(&path, error.inner())
+    })?;
+    de.end().map_err(|error| describe_json_error("", &error))?;
+    Ok(value)
+}
+
+fn describe_json_error(path: &str, error: &serde_json::Error) -> Error {
+    use serde_json::error::Category;
+    let text = error.to_string();
+    match error.classify() {
+        Category::Data => {
+            if let Some(rest) = text.strip_prefix("missing field `") {
+                let field = rest.split('`').next().unwrap_or_default();
+                let full = if path == "." || path.is_empty() {
+                    field.to_owned()
+                } else {
+                    format!("{path}.{field}")
+                };
+                Error::unusable(format_args!("The required field `{full}` is missing."))
+            } else {
+                Error::unusable(format_args!(
+                    "The field `{path}` has the wrong type or value."
+                ))
+            }
+        }
+        Category::Syntax | Category::Eof | Category::Io => {
+            if text.contains("recursion limit") {
+                Error::malformed("The JSON body is nested too deeply (more than 128 levels).")
+            } else {
+                Error::malformed(format_args!(
+                    "The request body is not valid JSON (line {}, column {}).",
+                    error.line(),
+                    error.column()
+                ))
+            }
+        }
+    }
+}
+
+/// Requires a non-empty id, naming the field when it is missing.
+pub(crate) fn required_id(value: Option<String>, field: &str) -> Result<String> {
+    match value {
+        Some(id) if !id.trim().is_empty() => Ok(id),
+        _ => Err(Error::unusable(format_args!(
+            "The required field `{field}` is missing or empty."
+        ))),
+    }
+}
+
+/// Builds a canonical event with its dedupe key.
+pub(crate) fn event(
+    provider: &'static str,
+    event_type: EventType,
+    provider_event: &str,
+    call_id: &str,
+    occurred_at: Option<i64>,
+    data: EventData,
+    ctx: &DeliveryContext,
+    body: &[u8],
+) -> CanonicalEvent {
+    CanonicalEvent {
+        provider,
+        event_type,
+        provider_event: provider_event.to_owned(),
+        call_id: call_id.to_owned(),
+        dedupe_key: dedupe_key(provider, event_type, call_id, ctx, body),
+        occurred_at,
+        received_at: ctx.received_at,
+        data,
+    }
+}
+
+/// What a provider's end status means for callhook's `outcome`.
+pub(crate) fn outcome_of(status: &str) -> String {
+    let lower = status.trim().to_ascii_lowercase().replace('-', "_");
+    match lower.as_str() {
+        "no_answer" | "dial_no_answer" | "noanswer" | "not_answered" => "no_answer",
+        "busy" | "dial_busy" => "busy",
+        "failed" | "dial_failed" | "error" => "failed",
+        "voicemail" | "voicemail_reached" | "hangup_on_voicemail" => "voicemail",
+        "canceled" | "cancelled" => "canceled",
+        "completed"
+        | "ended"
+        | "user_hangup"
+        | "agent_hangup"
+        | "agent_goodbye"
+        | "human_goodbye"
+        | "call_transfer"
+        | "max_duration"
+        | "max_duration_reached"
+        | "inactivity" => "completed",
+        _ => return status.trim().to_owned(),
+    }
+    .to_owned()
+}
