@@ -138,12 +138,17 @@ cmd_start() {
     args+=(-inMemory)
   fi
 
-  # setsid + nohup + no stdin: the server lives in its own session, so it survives this
-  # script's exit and a Ctrl-C / hang-up aimed at the caller's process group. In a
-  # non-interactive shell the child is not a group leader, so setsid execs java in place
-  # and $! is java's own pid. DYNAMODB_LOCAL_JAVA_OPTS lets callers add JVM flags.
+  # JVM flags: C1-only JIT and the serial GC start it in ~1.7 s instead of ~3 s on a 2-core
+  # box and keep its thread count low; plenty for a local/test workload. Set
+  # DYNAMODB_LOCAL_JAVA_OPTS (even to "") to replace them.
+  local java_opts="${DYNAMODB_LOCAL_JAVA_OPTS--XX:TieredStopAtLevel=1 -XX:+UseSerialGC}"
+
+  # setsid + nohup + no stdin + output to the log: the server lives in its own session, so it
+  # survives this script's exit and a Ctrl-C / hang-up aimed at the caller's process group,
+  # and holds none of the caller's pipes (so `$(... start)` returns). In a non-interactive
+  # shell the child is not a group leader, so setsid execs java in place: $! is java's pid.
   # shellcheck disable=SC2086
-  nohup setsid "$JAVA" ${DYNAMODB_LOCAL_JAVA_OPTS:-} "-Djava.library.path=$lib" \
+  nohup setsid "$JAVA" $java_opts "-Djava.library.path=$lib" \
     -jar "$dir/DynamoDBLocal.jar" "${args[@]}" </dev/null >"$logfile" 2>&1 &
   local pid=$!
   echo "$pid" >"$pidfile"
@@ -186,8 +191,8 @@ cmd_stop() {
     return 0
   fi
   kill "$pid"
-  local i
-  for i in $(seq 1 100); do
+  local _
+  for _ in $(seq 1 100); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
@@ -195,7 +200,8 @@ cmd_stop() {
     log "pid $pid ignored SIGTERM for 10s; sending SIGKILL"
     kill -9 "$pid" 2>/dev/null || true
   fi
-  rm -f "$pidfile"
+  # Its log goes too: one per port would pile up across test runs (failed starts keep theirs).
+  rm -f "$pidfile" "${pidfile%.pid}.log"
   log "stopped pid $pid"
 }
 

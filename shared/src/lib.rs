@@ -8,12 +8,20 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod config;
 pub mod error;
 pub mod event;
+#[cfg(feature = "aws")]
+pub mod handlers;
+pub mod intake;
+pub mod privacy;
 pub mod provider;
 pub mod record;
+#[cfg(feature = "aws")]
+pub mod store;
 pub mod timefmt;
 
+pub use config::Config;
 pub use error::{Error, Result};
 pub use event::{CanonicalEvent, EventType};
 pub use record::CallRecord;

@@ -1,1 +1,7 @@
-fn main() {}
+//! `call-analyzed`: merges the events table's `call_analyzed` stream records into the calls table.
+#![forbid(unsafe_code)]
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    callhook::handlers::run_stream(callhook::EventType::CallAnalyzed).await
+}

@@ -1,0 +1,23 @@
+# callhook — the two commands a newcomer needs:
+#   make dev    run the whole stack locally (DynamoDB Local + the webhook routes on :3000)
+#   make test   run every test (lint, unit, property, fixtures, end-to-end against DynamoDB Local)
+
+.PHONY: dev test lint fmt clean
+
+dev:
+	@scripts/dev.sh
+
+test:
+	@scripts/test.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/cfn-lint.sh
+
+fmt:
+	cargo fmt --all
+
+clean:
+	cargo clean
+	rm -rf .local .venv

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Every test of callhook: formatting, clippy, the template lint, then the whole workspace's tests
+# with DynamoDB Local started for the end-to-end crate (and stopped on exit, whatever happens).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "template"
+scripts/cfn-lint.sh
+
+step "DynamoDB Local"
+pidfile="$(mktemp -t callhook-ddb.XXXXXX.pid)"
+trap 'scripts/dynamodb-local.sh stop "$pidfile" >/dev/null 2>&1 || true; rm -f "$pidfile"' EXIT
+CALLHOOK_TEST_DYNAMODB_ENDPOINT="$(scripts/dynamodb-local.sh start --pidfile "$pidfile")"
+export CALLHOOK_TEST_DYNAMODB_ENDPOINT CALLHOOK_TEST_DYNAMODB_PIDFILE="$pidfile"
+echo "DynamoDB Local at $CALLHOOK_TEST_DYNAMODB_ENDPOINT" >&2
+
+step "tests"
+if command -v cargo-nextest >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi

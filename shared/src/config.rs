@@ -1,0 +1,241 @@
+//! Configuration from the `CALLHOOK_*` environment (Lambda gets it from the template's parameters;
+//! the local stack from the shell). Read once at start-up: a bad value fails the cold start loudly
+//! instead of the first request.
+
+use crate::auth::{Scheme, Verifier, parse_list};
+use crate::error::{Error, Result};
+use crate::provider::{Provider, REGISTRY};
+use std::collections::HashMap;
+
+/// Lambda's synchronous payload limit; API Gateway's is lower (10 MB) only for REST APIs.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+pub const DEFAULT_EVENTS_TABLE: &str = "callhook-events";
+pub const DEFAULT_CALLS_TABLE: &str = "callhook-calls";
+
+/// What to do when a payload says `opt_out_sensitive_data_storage: true`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OptOutPolicy {
+    /// Store everything: Vox itself advises receivers to keep what they need, since it blanks
+    /// those fields on its side.
+    #[default]
+    Keep,
+    /// Remove transcripts and recording URLs and mask phone numbers before anything is stored.
+    Redact,
+}
+
+#[derive(Debug)]
+pub struct ProviderConfig {
+    pub provider: &'static dyn Provider,
+    pub verifier: Verifier,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    pub events_table: String,
+    pub calls_table: String,
+    /// Providers with a usable authentication setup; others answer 404.
+    pub providers: Vec<ProviderConfig>,
+    pub opt_out_policy: OptOutPolicy,
+    pub max_body_bytes: usize,
+    /// Stored events get an `expires_at` this many days after receipt, when set.
+    pub event_retention_days: Option<u32>,
+    /// Providers left off because nothing authenticates them (named in the start-up log).
+    pub disabled_providers: Vec<&'static str>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self> {
+        Self::from_vars(std::env::vars())
+    }
+
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .filter(|(k, v)| k.starts_with("CALLHOOK_") && !v.trim().is_empty())
+            .collect();
+        let get = |key: &str| vars.get(key).map(|v| v.trim());
+
+        let mut providers = Vec::new();
+        let mut disabled_providers = Vec::new();
+        for provider in REGISTRY.iter().copied() {
+            let prefix = format!("CALLHOOK_{}", provider.name().to_ascii_uppercase());
+            let defaults = provider.auth_defaults();
+            let explicit = get(&format!("{prefix}_AUTH"));
+            let scheme = Scheme::parse(
+                explicit.unwrap_or(defaults.scheme),
+                get(&format!("{prefix}_SIGNATURE_HEADER")).unwrap_or(defaults.header),
+                get(&format!("{prefix}_SIGNATURE_PREFIX")).unwrap_or(defaults.prefix),
+            )
+            .map_err(|e| Error::Config(format!("{prefix}_AUTH: {e}")))?;
+            let secrets = parse_list(get(&format!("{prefix}_SECRETS")).unwrap_or(""));
+            let tokens = parse_list(get(&format!("{prefix}_TOKENS")).unwrap_or(""));
+            let needs_secrets =
+                matches!(scheme, Scheme::HmacSha256 { .. } | Scheme::StandardWebhooks);
+            let unconfigured = match scheme {
+                Scheme::None => false,
+                Scheme::Token => tokens.is_empty(),
+                _ => secrets.is_empty(),
+            };
+            if unconfigured {
+                // A provider nobody configured is off (404), whatever its scheme: a stack that
+                // serves only ClawOps must not fail to start over Vox's empty token list.
+                disabled_providers.push(provider.name());
+                continue;
+            }
+            let (secrets, tokens) = if needs_secrets {
+                (secrets, Vec::new())
+            } else {
+                (Vec::new(), tokens)
+            };
+            let verifier = Verifier::new(scheme, secrets, tokens)
+                .map_err(|e| Error::Config(format!("{prefix}: {e}")))?;
+            providers.push(ProviderConfig { provider, verifier });
+        }
+
+        let opt_out_policy = match get("CALLHOOK_OPT_OUT_POLICY")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("keep") => OptOutPolicy::Keep,
+            Some("redact") => OptOutPolicy::Redact,
+            Some(_) => {
+                return Err(Error::Config(
+                    "CALLHOOK_OPT_OUT_POLICY must be `keep` or `redact`.".into(),
+                ));
+            }
+        };
+        let max_body_bytes = match get("CALLHOOK_MAX_BODY_BYTES") {
+            None => DEFAULT_MAX_BODY_BYTES,
+            Some(v) => v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Error::Config("CALLHOOK_MAX_BODY_BYTES must be a positive integer.".into())
+            })?,
+        };
+        let event_retention_days = match get("CALLHOOK_EVENT_RETENTION_DAYS") {
+            None => None,
+            Some(v) => Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+                Error::Config("CALLHOOK_EVENT_RETENTION_DAYS must be a positive integer.".into())
+            })?),
+        };
+        Ok(Self {
+            events_table: get("CALLHOOK_EVENTS_TABLE")
+                .unwrap_or(DEFAULT_EVENTS_TABLE)
+                .to_owned(),
+            calls_table: get("CALLHOOK_CALLS_TABLE")
+                .unwrap_or(DEFAULT_CALLS_TABLE)
+                .to_owned(),
+            providers,
+            opt_out_policy,
+            max_body_bytes,
+            event_retention_days,
+            disabled_providers,
+        })
+    }
+
+    /// The configuration of the provider a route names; 404 when unknown or not configured.
+    pub fn provider(&self, name: &str) -> Result<&ProviderConfig> {
+        self.providers
+            .iter()
+            .find(|p| p.provider.name() == name)
+            .ok_or_else(|| Error::UnknownProvider(sanitize(name)))
+    }
+}
+
+/// A route segment echoed in an error: printable ASCII, bounded, so a hostile path cannot inject
+/// into logs or responses.
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(40)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn providers_without_credentials_are_disabled_not_fatal() {
+        let config = Config::from_vars(vars(&[("CALLHOOK_CLAWOPS_SECRETS", "s1, s2")])).unwrap();
+        assert!(config.provider("clawops").is_ok());
+        assert_eq!(config.provider("vox").unwrap_err().status(), 404);
+        assert_eq!(config.disabled_providers, ["vox", "synthflow"]);
+        assert_eq!(config.events_table, DEFAULT_EVENTS_TABLE);
+    }
+
+    #[test]
+    fn no_authentication_needs_an_explicit_none() {
+        let config = Config::from_vars(vars(&[("CALLHOOK_VOX_AUTH", "none")])).unwrap();
+        assert_eq!(
+            config.provider("vox").unwrap().verifier.scheme,
+            Scheme::None
+        );
+        assert!(config.provider("synthflow").is_err());
+    }
+
+    #[test]
+    fn bad_values_fail_at_start_up() {
+        for pairs in [
+            vec![("CALLHOOK_VOX_AUTH", "md5")],
+            vec![("CALLHOOK_OPT_OUT_POLICY", "shred")],
+            vec![("CALLHOOK_MAX_BODY_BYTES", "-1")],
+            vec![
+                ("CALLHOOK_SYNTHFLOW_AUTH", "standard-webhooks"),
+                ("CALLHOOK_SYNTHFLOW_SECRETS", "whsec_%%%"),
+            ],
+        ] {
+            let error = Config::from_vars(vars(&pairs)).unwrap_err();
+            assert_eq!(error.status(), 500, "{pairs:?}");
+            assert!(
+                !error.to_string().contains("%%%"),
+                "secrets stay out of errors"
+            );
+        }
+    }
+
+    #[test]
+    fn everything_is_read() {
+        let config = Config::from_vars(vars(&[
+            ("CALLHOOK_EVENTS_TABLE", "ev"),
+            ("CALLHOOK_CALLS_TABLE", "ca"),
+            ("CALLHOOK_SYNTHFLOW_TOKENS", "t1"),
+            ("CALLHOOK_OPT_OUT_POLICY", "Redact"),
+            ("CALLHOOK_MAX_BODY_BYTES", "1024"),
+            ("CALLHOOK_EVENT_RETENTION_DAYS", "30"),
+            ("CALLHOOK_CLAWOPS_AUTH", "hmac-sha256"),
+            ("CALLHOOK_CLAWOPS_SIGNATURE_HEADER", "X-Other"),
+            ("CALLHOOK_CLAWOPS_SECRETS", "k"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (config.events_table.as_str(), config.calls_table.as_str()),
+            ("ev", "ca")
+        );
+        assert_eq!(config.opt_out_policy, OptOutPolicy::Redact);
+        assert_eq!(config.max_body_bytes, 1024);
+        assert_eq!(config.event_retention_days, Some(30));
+        let Scheme::HmacSha256 { header, .. } =
+            &config.provider("clawops").unwrap().verifier.scheme
+        else {
+            panic!("hmac expected")
+        };
+        assert_eq!(header.as_str(), "x-other");
+    }
+
+    #[test]
+    fn unknown_provider_names_are_sanitized_in_errors() {
+        let config = Config::from_vars(vars(&[])).unwrap();
+        let error = config.provider("evil\n<script>").unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Provider `evilscript` is not configured on this endpoint."
+        );
+    }
+}

@@ -1,0 +1,110 @@
+//! The Lambda handlers, as library functions: each function crate's `main.rs` only wires them to
+//! the runtime, and the local stack and the tests call the very same code.
+
+pub mod ingest;
+pub mod stream;
+
+use crate::config::Config;
+use crate::error::Result;
+use crate::store::Store;
+use std::time::Duration;
+
+/// Builds the DynamoDB client once per cold start. `CALLHOOK_DYNAMODB_ENDPOINT` points it at
+/// DynamoDB Local. Timeouts are short: a sender waits at most 5–10 s for its answer, and a 5xx in
+/// time (so it retries) beats a timeout.
+pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(4))
+        .build();
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3));
+    if let Ok(endpoint) = std::env::var("CALLHOOK_DYNAMODB_ENDPOINT") {
+        if !endpoint.trim().is_empty() {
+            // DynamoDB Local accepts any credentials; provide some when none are configured.
+            loader = loader.endpoint_url(endpoint.trim());
+            if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+                loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                    "local",
+                    "local",
+                    None,
+                    None,
+                    "callhook-local",
+                ));
+            }
+            if std::env::var_os("AWS_REGION").is_none()
+                && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+            {
+                loader = loader.region(aws_config::Region::new("us-east-1"));
+            }
+        }
+    }
+    aws_sdk_dynamodb::Client::new(&loader.load().await)
+}
+
+/// Config and store, built once per cold start.
+pub async fn init() -> Result<(Config, Store)> {
+    let config = Config::from_env()?;
+    let store = Store::new(dynamodb_client().await, &config);
+    Ok((config, store))
+}
+
+/// JSON logs in Lambda (one object per line, for CloudWatch Logs Insights), level from
+/// `RUST_LOG`. Nothing logged anywhere contains a secret, token or signature.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The `ingest` function's runtime loop.
+pub async fn run_ingest() -> Result<(), lambda_http::Error> {
+    init_tracing();
+    let (config, store) = init().await?;
+    log_start("ingest", &config);
+    let (config, store) = (&config, &store);
+    lambda_http::run(lambda_http::service_fn(move |request| async move {
+        Ok::<_, std::convert::Infallible>(ingest::handle(config, store, request).await)
+    }))
+    .await
+}
+
+/// A stream function's runtime loop, for the canonical type its event source mapping filters on.
+pub async fn run_stream(event_type: crate::EventType) -> Result<(), lambda_runtime::Error> {
+    init_tracing();
+    let (config, store) = init().await?;
+    log_start(event_type.as_str(), &config);
+    let (config, store) = (&config, &store);
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::dynamodb::Event>| async move {
+            Ok::<_, std::convert::Infallible>(stream::handle(config, store, event_type, event.payload).await)
+        },
+    ))
+    .await
+}
+
+fn log_start(function: &str, config: &Config) {
+    let enabled: Vec<&str> = config.providers.iter().map(|p| p.provider.name()).collect();
+    tracing::info!(
+        function,
+        events_table = %config.events_table,
+        calls_table = %config.calls_table,
+        providers = ?enabled,
+        disabled = ?config.disabled_providers,
+        "callhook started"
+    );
+}

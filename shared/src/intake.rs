@@ -1,0 +1,102 @@
+//! The pure part of the ingest path: method → provider → size → authentication on the raw bytes
+//! → parse → opt-out policy. It decides what is stored and what is refused; it does no I/O, so
+//! the Lambda handler, the local server, the benchmarks and the fuzzers share it.
+
+use crate::config::{Config, OptOutPolicy};
+use crate::error::{Error, Result};
+use crate::event::{CanonicalEvent, DeliveryContext};
+use crate::privacy;
+use std::borrow::Cow;
+
+/// One HTTP delivery, as received.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    pub method: &'a str,
+    /// The `{provider}` route segment.
+    pub provider: &'a str,
+    pub headers: &'a http::HeaderMap,
+    /// The decoded `?token=` query parameter.
+    pub query_token: Option<&'a str>,
+    /// The exact raw bytes of the body (after API Gateway's base64, if it used it).
+    pub body: &'a [u8],
+    pub received_at_ms: i64,
+}
+
+/// What to store for an authenticated delivery.
+#[derive(Debug)]
+pub enum Intake<'a> {
+    /// Store each event with the body (the raw one, or its redacted form).
+    Events {
+        provider: &'static str,
+        events: Vec<CanonicalEvent>,
+        body: Cow<'a, [u8]>,
+    },
+    /// Authenticated but unusable: keep it in quarantine and answer with `error`.
+    Quarantine {
+        provider: &'static str,
+        error: Error,
+        body: &'a [u8],
+    },
+}
+
+/// Decides what to do with a delivery. `Err` means: refuse, store nothing.
+pub fn intake<'a>(config: &Config, delivery: &Delivery<'a>) -> Result<Intake<'a>> {
+    if !delivery.method.eq_ignore_ascii_case("POST") {
+        return Err(Error::MethodNotAllowed);
+    }
+    let provider_config = config.provider(delivery.provider)?;
+    let provider = provider_config.provider;
+    let size = delivery.body.len();
+    if size > config.max_body_bytes {
+        return Err(Error::PayloadTooLarge {
+            size,
+            limit: config.max_body_bytes,
+        });
+    }
+    let verified = provider_config.verifier.verify(
+        delivery.headers,
+        delivery.query_token,
+        delivery.body,
+        delivery.received_at_ms.div_euclid(1000),
+    )?;
+    let ctx = DeliveryContext {
+        received_at: delivery.received_at_ms,
+        delivery_id: verified.delivery_id,
+    };
+    let events = match provider.parse(delivery.body, &ctx) {
+        Ok(events) => events,
+        Err(error) => {
+            return Ok(Intake::Quarantine {
+                provider: provider.name(),
+                error,
+                body: delivery.body,
+            });
+        }
+    };
+    if config.opt_out_policy == OptOutPolicy::Redact {
+        if let Some(redacted) = redacted_body(delivery.body) {
+            // Parse what is stored, so the events and a later replay of the body agree.
+            let events = provider.parse(&redacted, &ctx)?;
+            return Ok(Intake::Events {
+                provider: provider.name(),
+                events,
+                body: Cow::Owned(redacted),
+            });
+        }
+    }
+    Ok(Intake::Events {
+        provider: provider.name(),
+        events,
+        body: Cow::Borrowed(delivery.body),
+    })
+}
+
+/// The redacted body when the payload opts out of sensitive data storage.
+fn redacted_body(body: &[u8]) -> Option<Vec<u8>> {
+    let mut payload: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if !privacy::opts_out(&payload) {
+        return None;
+    }
+    privacy::redact_payload(&mut payload);
+    serde_json::to_vec(&payload).ok()
+}
