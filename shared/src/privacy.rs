@@ -64,10 +64,11 @@ pub fn redact_payload(payload: &mut Value) {
 pub fn redact_record(record: &mut CallRecord) {
     record.transcript.clear();
     record.recording_url = None;
-    for number in [&mut record.from_number, &mut record.to_number] {
-        if let Some(n) = number {
-            *n = mask(n);
-        }
+    for number in [&mut record.from_number, &mut record.to_number]
+        .into_iter()
+        .flatten()
+    {
+        *number = mask(number);
     }
     if let Some(lead) = &mut record.lead {
         for value in lead.values_mut() {

@@ -45,18 +45,26 @@ pub fn iso8601_to_ms(text: &str) -> Option<i64> {
         .filter(|ms| (0..=MAX_MS).contains(ms))
 }
 
+/// A value that is neither a number, a numeric string nor ISO 8601 text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotATimestamp;
+
 /// Unix ms from a JSON value: a number (epoch s or ms), a numeric string, or ISO 8601 text.
 /// `Ok(None)` for null; `Err` for anything else.
-pub fn value_to_ms(value: &Value) -> Result<Option<i64>, ()> {
+pub fn value_to_ms(value: &Value) -> Result<Option<i64>, NotATimestamp> {
     match value {
         Value::Null => Ok(None),
-        Value::Number(n) => n.as_f64().and_then(epoch_to_ms).map(Some).ok_or(()),
+        Value::Number(n) => n
+            .as_f64()
+            .and_then(epoch_to_ms)
+            .map(Some)
+            .ok_or(NotATimestamp),
         Value::String(s) if s.trim().is_empty() => Ok(None),
         Value::String(s) => match s.trim().parse::<f64>() {
-            Ok(n) => epoch_to_ms(n).map(Some).ok_or(()),
-            Err(_) => iso8601_to_ms(s).map(Some).ok_or(()),
+            Ok(n) => epoch_to_ms(n).map(Some).ok_or(NotATimestamp),
+            Err(_) => iso8601_to_ms(s).map(Some).ok_or(NotATimestamp),
         },
-        _ => Err(()),
+        _ => Err(NotATimestamp),
     }
 }
 
@@ -80,7 +88,7 @@ pub fn de_millis<'de, D: Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Err
 /// Serde helper for any timestamp field: see [`value_to_ms`].
 pub fn de_flexible<'de, D: Deserializer<'de>>(de: D) -> Result<Option<i64>, D::Error> {
     let value = Value::deserialize(de)?;
-    value_to_ms(&value).map_err(|()| serde::de::Error::custom("not a timestamp"))
+    value_to_ms(&value).map_err(|_| serde::de::Error::custom("not a timestamp"))
 }
 
 /// Milliseconds from a duration in seconds (integer or fractional).
@@ -146,7 +154,7 @@ mod tests {
             value_to_ms(&json!("2025-03-11T00:18:32Z")),
             Ok(Some(1_741_652_312_000))
         );
-        assert_eq!(value_to_ms(&json!(true)), Err(()));
-        assert_eq!(value_to_ms(&json!("soon")), Err(()));
+        assert_eq!(value_to_ms(&json!(true)), Err(NotATimestamp));
+        assert_eq!(value_to_ms(&json!("soon")), Err(NotATimestamp));
     }
 }

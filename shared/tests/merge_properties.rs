@@ -1,5 +1,7 @@
 //! The merge rules of DESIGN.md, each proven over generated sets of events.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use callhook::event::{
     Agent, Analysis, AnalysisItem, CallPatch, CallStatus, CanonicalEvent, Cost, EventData,
     EventType, Turn,

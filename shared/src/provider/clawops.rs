@@ -6,7 +6,7 @@
 //! milliseconds. Message fields are not documented: `message_id`/`id`, `from`, `to`,
 //! `body`/`text`, `created_at` are read and everything else is kept as sent.
 
-use super::{AuthDefaults, Provider, event, from_json, outcome_of, required_id};
+use super::{AuthDefaults, Provider, Source, from_json, outcome_of, required_id};
 use crate::error::{Error, Result};
 use crate::event::{
     CallPatch, CallStatus, CanonicalEvent, DeliveryContext, EventData, EventType, Message,
@@ -33,6 +33,11 @@ impl Provider for ClawOps {
     }
 
     fn parse(&self, body: &[u8], ctx: &DeliveryContext) -> Result<Vec<CanonicalEvent>> {
+        let src = Source {
+            provider: NAME,
+            ctx,
+            body,
+        };
         let payload: Map<String, Value> = from_json(body)?;
         let status = text(&payload, "status")?;
         let name = match text(&payload, "event")?.or(text(&payload, "type")?) {
@@ -51,19 +56,16 @@ impl Provider for ClawOps {
             "call.answered" => (EventType::CallStarted, CallStatus::InProgress),
             "call.completed" => (EventType::CallEnded, CallStatus::Ended),
             "message.received" => {
-                return message(payload, &name, created_at, ctx, body).map(|e| vec![e]);
+                return message(payload, &name, created_at, &src).map(|e| vec![e]);
             }
             _ => {
                 let call_id = text(&payload, "call_id")?.unwrap_or_else(|| "unknown".into());
-                return Ok(vec![event(
-                    NAME,
+                return Ok(vec![src.event(
                     EventType::Unknown,
                     &name,
                     &call_id,
                     created_at,
                     EventData::Opaque,
-                    ctx,
-                    body,
                 )]);
             }
         };
@@ -102,15 +104,12 @@ impl Provider for ClawOps {
             }
             _ => {}
         }
-        Ok(vec![event(
-            NAME,
+        Ok(vec![src.event(
             event_type,
             &name,
             &call_id,
             created_at,
             EventData::Call(Box::new(patch)),
-            ctx,
-            body,
         )])
     }
 }
@@ -139,8 +138,7 @@ fn message(
     mut payload: Map<String, Value>,
     name: &str,
     created_at: Option<i64>,
-    ctx: &DeliveryContext,
-    body: &[u8],
+    src: &Source<'_>,
 ) -> Result<CanonicalEvent> {
     let message_id = match text(&payload, "message_id")? {
         Some(id) => Some(id),
@@ -173,18 +171,15 @@ fn message(
         to_number,
         body: message_body,
         created_at,
-        received_at: Some(ctx.received_at),
+        received_at: Some(src.ctx.received_at),
         extra: payload,
     };
-    Ok(event(
-        NAME,
+    Ok(src.event(
         EventType::MessageReceived,
         name,
         &message_id,
         created_at,
         EventData::Message(Box::new(data)),
-        ctx,
-        body,
     ))
 }
 
@@ -202,7 +197,7 @@ fn text(payload: &Map<String, Value>, key: &str) -> Result<Option<String>> {
 fn time(payload: &Map<String, Value>, key: &str) -> Result<Option<i64>> {
     payload
         .get(key)
-        .map_or(Ok(None), |v| value_to_ms(v).map_err(|()| wrong(key)))
+        .map_or(Ok(None), |v| value_to_ms(v).map_err(|_| wrong(key)))
 }
 
 fn wrong(field: &str) -> Error {

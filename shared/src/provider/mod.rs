@@ -109,26 +109,33 @@ pub(crate) fn required_id(value: Option<String>, field: &str) -> Result<String> 
     }
 }
 
-/// Builds a canonical event with its dedupe key.
-pub(crate) fn event(
-    provider: &'static str,
-    event_type: EventType,
-    provider_event: &str,
-    call_id: &str,
-    occurred_at: Option<i64>,
-    data: EventData,
-    ctx: &DeliveryContext,
-    body: &[u8],
-) -> CanonicalEvent {
-    CanonicalEvent {
-        provider,
-        event_type,
-        provider_event: provider_event.to_owned(),
-        call_id: call_id.to_owned(),
-        dedupe_key: dedupe_key(provider, event_type, call_id, ctx, body),
-        occurred_at,
-        received_at: ctx.received_at,
-        data,
+/// One delivery being parsed: what every canonical event of it shares.
+pub(crate) struct Source<'a> {
+    pub provider: &'static str,
+    pub ctx: &'a DeliveryContext,
+    pub body: &'a [u8],
+}
+
+impl Source<'_> {
+    /// Builds a canonical event of this delivery, with its dedupe key.
+    pub fn event(
+        &self,
+        event_type: EventType,
+        provider_event: &str,
+        call_id: &str,
+        occurred_at: Option<i64>,
+        data: EventData,
+    ) -> CanonicalEvent {
+        CanonicalEvent {
+            provider: self.provider,
+            event_type,
+            provider_event: provider_event.to_owned(),
+            call_id: call_id.to_owned(),
+            dedupe_key: dedupe_key(self.provider, event_type, call_id, self.ctx, self.body),
+            occurred_at,
+            received_at: self.ctx.received_at,
+            data,
+        }
     }
 }
 

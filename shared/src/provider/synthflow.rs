@@ -6,7 +6,7 @@
 //! agent id and the lead's phone is the callee (these calls are placed through Synthflow's API).
 
 use super::vox::json_type;
-use super::{AuthDefaults, Provider, event, from_json, outcome_of, required_id};
+use super::{AuthDefaults, Provider, Source, from_json, outcome_of, required_id};
 use crate::error::Result;
 use crate::event::{
     Agent, Analysis, AnalysisItem, CallPatch, CallStatus, CanonicalEvent, DeliveryContext,
@@ -65,6 +65,11 @@ impl Provider for Synthflow {
     }
 
     fn parse(&self, body: &[u8], ctx: &DeliveryContext) -> Result<Vec<CanonicalEvent>> {
+        let src = Source {
+            provider: NAME,
+            ctx,
+            body,
+        };
         let payload: Payload = from_json(body)?;
         let call = payload.call;
         let call_id = required_id(call.call_id, "call.call_id")?;
@@ -100,15 +105,12 @@ impl Provider for Synthflow {
             ..CallPatch::default()
         };
 
-        let mut events = vec![event(
-            NAME,
+        let mut events = vec![src.event(
             EventType::CallEnded,
             "call_completed",
             &call_id,
             ended_at,
             EventData::Call(Box::new(patch)),
-            ctx,
-            body,
         )];
         let data = action_results(payload.executed_actions.as_ref());
         if !data.is_empty() {
@@ -120,15 +122,12 @@ impl Provider for Synthflow {
                 }),
                 ..CallPatch::default()
             };
-            events.push(event(
-                NAME,
+            events.push(src.event(
                 EventType::CallAnalyzed,
                 "call_completed",
                 &call_id,
                 ended_at,
                 EventData::Call(Box::new(analyzed)),
-                ctx,
-                body,
             ));
         }
         Ok(events)

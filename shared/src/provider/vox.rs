@@ -6,7 +6,7 @@
 //! therefore yields `call_ended` + `call_analyzed`. One payload type accepts both versions: every
 //! field is optional, unknown fields are ignored, and the mapping picks whichever name is present.
 
-use super::{AuthDefaults, Provider, event, from_json, outcome_of, required_id};
+use super::{AuthDefaults, Provider, Source, from_json, outcome_of, required_id};
 use crate::error::Result;
 use crate::event::{
     Agent, Analysis, AnalysisItem, CallPatch, CallStatus, CanonicalEvent, Cost, DeliveryContext,
@@ -129,6 +129,11 @@ impl Provider for Vox {
     }
 
     fn parse(&self, body: &[u8], ctx: &DeliveryContext) -> Result<Vec<CanonicalEvent>> {
+        let src = Source {
+            provider: NAME,
+            ctx,
+            body,
+        };
         let payload: Payload = from_json(body)?;
         let legacy = payload.webhook_version.is_none();
         let event_type = EventType::parse(&payload.event).filter(|t| {
@@ -161,15 +166,12 @@ impl Provider for Vox {
                 .filter(|id| !id.trim().is_empty())
                 .unwrap_or_else(|| "unknown".into());
             let at = call.occurred_at.or(call.timestamp);
-            return Ok(vec![event(
-                NAME,
+            return Ok(vec![src.event(
                 EventType::Unknown,
                 &payload.event,
                 &call_id,
                 at,
                 EventData::Opaque,
-                ctx,
-                body,
             )]);
         };
         let call_id = required_id(call.call_id.clone(), &format!("{call_field}.call_id"))?;
@@ -204,15 +206,12 @@ impl Provider for Vox {
             if let Some(mut analyzed) = analysis_patch {
                 analyzed.status = Some(CallStatus::Ended);
                 let data = EventData::Call(Box::new(analyzed));
-                events.push(event(
-                    NAME,
+                events.push(src.event(
                     EventType::CallAnalyzed,
                     &payload.event,
                     &call_id,
                     occurred_at,
                     data,
-                    ctx,
-                    body,
                 ));
             }
         } else if let Some(analyzed) = analysis_patch {
@@ -222,16 +221,7 @@ impl Provider for Vox {
         let data = EventData::Call(Box::new(patch));
         events.insert(
             0,
-            event(
-                NAME,
-                event_type,
-                &payload.event,
-                &call_id,
-                occurred_at,
-                data,
-                ctx,
-                body,
-            ),
+            src.event(event_type, &payload.event, &call_id, occurred_at, data),
         );
         Ok(events)
     }
