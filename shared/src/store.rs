@@ -30,6 +30,8 @@ use std::io::{Read, Write};
 pub const COMPRESS_ABOVE: usize = 16 * 1024;
 /// Bytes of body per item, well under DynamoDB's 400 KB item limit with the other attributes.
 pub const PART_BYTES: usize = 350 * 1024;
+/// A record whose JSON is larger than this keeps its transcript in the event that carried it.
+pub const RECORD_INLINE_BYTES: usize = 300 * 1024;
 /// Optimistic-concurrency attempts before a merge gives up (the stream retries the record).
 const MERGE_ATTEMPTS: usize = 20;
 
@@ -89,13 +91,26 @@ pub struct CallItem {
     pub agent_id: Option<String>,
     #[serde(default)]
     pub version: u64,
+    /// The transcript is too large for the item: it is the one of the event that
+    /// `merge_sources.transcript` names (see [`Store::load_call`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub transcript_external: bool,
     #[serde(flatten)]
     pub record: CallRecord,
 }
 
 impl CallItem {
-    pub fn new(record: CallRecord, version: u64) -> Self {
+    pub fn new(mut record: CallRecord, version: u64, was_external: bool) -> Self {
+        let transcript_external = if record.transcript.is_empty() {
+            was_external && record.merge_sources.contains_key("transcript")
+        } else if serde_json::to_vec(&record).map_or(0, |v| v.len()) > RECORD_INLINE_BYTES {
+            record.transcript.clear();
+            true
+        } else {
+            false
+        };
         Self {
+            transcript_external,
             pk: crate::event::record_key(&record.provider, EventType::CallStarted, &record.call_id),
             list_pk: format!("call#{}", record.provider),
             sort_at: record.started_at.or(record.first_event_at).unwrap_or(0),
@@ -323,6 +338,35 @@ impl Store {
             .transpose()
     }
 
+    /// The call record with its transcript, wherever it is kept.
+    pub async fn load_call(&self, provider: &str, call_id: &str) -> Result<Option<CallRecord>> {
+        let Some(item) = self.get_call(provider, call_id).await? else { return Ok(None) };
+        let mut record = item.record;
+        if item.transcript_external {
+            let source = record.merge_sources.get("transcript").cloned().unwrap_or_default();
+            let dedupe_key = source.rsplit('|').next().unwrap_or_default();
+            let key = crate::event::record_key(provider, EventType::CallStarted, call_id);
+            let out = self
+                .client
+                .get_item()
+                .table_name(&self.events_table)
+                .key("pk", AttributeValue::S(key))
+                .key("sk", AttributeValue::S(format!("ev#{dedupe_key}")))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(storage)?;
+            let event_item: EventItem = from_item(out.item.ok_or_else(|| {
+                Error::Storage(format!("the event holding the transcript of {provider}#{call_id} is missing"))
+            })?)?;
+            let event = crate::handlers::stream::rebuild(self, &event_item).await?;
+            if let crate::event::EventData::Call(patch) = event.data {
+                record.transcript = patch.transcript.unwrap_or_default();
+            }
+        }
+        Ok(Some(record))
+    }
+
     pub async fn get_message(
         &self,
         provider: &str,
@@ -344,9 +388,9 @@ impl Store {
     ) -> Result<CallRecord> {
         for _ in 0..MERGE_ATTEMPTS {
             let current = self.get_call(event.provider, &event.call_id).await?;
-            let (mut record, version) = match current {
-                Some(item) => (item.record, Some(item.version)),
-                None => (CallRecord::new(event.provider, &event.call_id), None),
+            let (mut record, version, external) = match current {
+                Some(item) => (item.record, Some(item.version), item.transcript_external),
+                None => (CallRecord::new(event.provider, &event.call_id), None, false),
             };
             let before = record.clone();
             record.merge(event);
@@ -356,7 +400,7 @@ impl Store {
             if version.is_some() && record == before {
                 return Ok(record);
             }
-            let next = CallItem::new(record, version.map_or(1, |v| v + 1));
+            let next = CallItem::new(record, version.map_or(1, |v| v + 1), external);
             let condition = match version {
                 None => "attribute_not_exists(pk)".to_owned(),
                 Some(v) => format!("version = :v{v}"),
@@ -382,7 +426,7 @@ impl Store {
             .get_call(&record.provider, &record.call_id)
             .await?
             .map_or(1, |item| item.version + 1);
-        self.put(&self.calls_table, &CallItem::new(record, version), None)
+        self.put(&self.calls_table, &CallItem::new(record, version, false), None)
             .await?;
         Ok(())
     }
@@ -588,7 +632,7 @@ mod tests {
         assert!(encode_body(b"\xff\xfe", &mut item).is_empty());
         assert_eq!(item.body_encoding.as_deref(), Some("raw"));
 
-        // Incompressible 1 MiB: three parts beyond the event item itself.
+        // Incompressible 1 MiB: the event item holds the first 350 KiB, two parts the rest.
         let mut seed = 7u64;
         let noise: Vec<u8> = (0..1 << 20)
             .map(|_| {
@@ -600,7 +644,7 @@ mod tests {
             .collect();
         let mut item = blank_item();
         let chunks = encode_body(&noise, &mut item);
-        assert_eq!(chunks.len(), 3);
+        assert_eq!(chunks.len(), 2);
         assert!(chunks.iter().all(|c| c.len() <= PART_BYTES));
         assert_eq!(item.body_encoding.as_deref(), Some("gzip"));
     }
@@ -620,7 +664,7 @@ mod tests {
         record
             .merge_sources
             .insert("agent".into(), "1|0000000000000|k".into());
-        let item = CallItem::new(record.clone(), 3);
+        let item = CallItem::new(record.clone(), 3, false);
         let attributes: HashMap<String, AttributeValue> = serde_dynamo::to_item(&item).unwrap();
         assert_eq!(
             attributes["sort_at"],

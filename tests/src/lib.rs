@@ -1,1 +1,253 @@
+//! The end-to-end harness: a callhook stack on DynamoDB Local (started by `make test`, address in
+//! `CALLHOOK_TEST_DYNAMODB_ENDPOINT`), with its own freshly created tables so tests run in
+//! parallel. Requests go through the ingest handler as real API Gateway v2 events; the stream is
+//! polled and the stream handlers run with the template's filters and failure semantics.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use base64::Engine;
+use callhook::auth::Signature;
+use callhook::config::Config;
+use callhook::handlers::{ingest, sdk_config_for};
+use callhook::local::template::create_tables;
+use callhook::local::{StreamRunner, streams_client};
+use callhook::record::CallRecord;
+use callhook::store::{EventItem, Store, from_item};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const VOX_TOKEN: &str = "vox-e2e-token";
+pub const SYNTHFLOW_TOKEN: &str = "synthflow-e2e-token";
+pub const CLAWOPS_SECRET: &str = "whsec_clawops_e2e";
+
+/// The shared DynamoDB Local of this test run.
+pub fn endpoint() -> String {
+    std::env::var("CALLHOOK_TEST_DYNAMODB_ENDPOINT").expect(
+        "CALLHOOK_TEST_DYNAMODB_ENDPOINT is not set: run the end-to-end tests through `make test`, \
+         which starts DynamoDB Local",
+    )
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn fixture(provider: &str, name: &str) -> Vec<u8> {
+    std::fs::read(repo_root().join("tests/fixtures").join(provider).join(format!("{name}.json"))).unwrap()
+}
+
+/// Every seed fixture, in a sensible delivery order per call.
+pub fn all_fixtures() -> Vec<(&'static str, &'static str)> {
+    let mut all: Vec<(&str, &str)> = Vec::new();
+    for name in ["v2_call_started", "v2_mid_call", "v2_call_ended", "v2_call_analyzed", "v1_call_started", "v1_mid_call", "v1_call_ended"] {
+        all.push(("vox", name));
+    }
+    for name in ["call_initiated", "call_ringing", "call_answered", "call_completed", "missed_call_initiated", "missed_call_completed", "message_received"] {
+        all.push(("clawops", name));
+    }
+    all.push(("synthflow", "completed"));
+    all
+}
+
+pub fn default_vars() -> Vec<(String, String)> {
+    [
+        ("CALLHOOK_VOX_TOKENS", VOX_TOKEN),
+        ("CALLHOOK_SYNTHFLOW_TOKENS", SYNTHFLOW_TOKEN),
+        ("CALLHOOK_CLAWOPS_SECRETS", CLAWOPS_SECRET),
+    ]
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .to_vec()
+}
+
+/// The answer to one delivery.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+#[derive(Debug)]
+pub struct Stack {
+    pub config: Config,
+    pub store: Store,
+    pub runner: StreamRunner,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+impl Stack {
+    /// A stack on the shared DynamoDB Local with the default provider configuration.
+    pub async fn new() -> Self {
+        Self::with(&endpoint(), default_vars()).await
+    }
+
+    /// A stack on `endpoint` with its own tables and the given `CALLHOOK_*` variables.
+    pub async fn with(endpoint: &str, mut vars: Vec<(String, String)>) -> Self {
+        let unique = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        vars.push(("CALLHOOK_EVENTS_TABLE".into(), format!("events-{unique}")));
+        vars.push(("CALLHOOK_CALLS_TABLE".into(), format!("calls-{unique}")));
+        let config = Config::from_vars(vars).unwrap();
+        let sdk = sdk_config_for(Some(endpoint)).await;
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        create_tables(&client, &config.events_table, &config.calls_table).await.unwrap();
+        let store = Store::new(client, &config);
+        let mut runner = StreamRunner::new(store.clone(), streams_client(&sdk)).await.unwrap();
+        runner.retry_delay = std::time::Duration::from_millis(10);
+        Self { config, store, runner }
+    }
+
+    /// Signs `body` as the provider's configured scheme requires and delivers it.
+    pub async fn send(&self, provider: &str, body: &[u8]) -> Reply {
+        let (headers, query) = self.sign(provider, body);
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.request("POST", provider, &headers, query.as_deref(), body, false).await
+    }
+
+    pub async fn send_fixture(&self, provider: &str, name: &str) -> Reply {
+        self.send(provider, &fixture(provider, name)).await
+    }
+
+    /// The headers and query token a genuine sender would attach.
+    pub fn sign(&self, provider: &str, body: &[u8]) -> (Vec<(String, String)>, Option<String>) {
+        let Ok(provider) = self.config.provider(provider) else { return (vec![], None) };
+        match provider.verifier.sign(body, "msg_e2e", now_secs()) {
+            Signature::Headers(headers) => (headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), None),
+            Signature::QueryToken(token) => (vec![], Some(token)),
+            _ => (vec![], None),
+        }
+    }
+
+    /// One API Gateway HTTP API (payload v2) request through the ingest handler.
+    pub async fn request(
+        &self,
+        method: &str,
+        provider: &str,
+        headers: &[(&str, &str)],
+        token: Option<&str>,
+        body: &[u8],
+        base64: bool,
+    ) -> Reply {
+        let event = api_gateway_event(method, provider, headers, token, body, base64);
+        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+        let response = ingest::handle(&self.config, &self.store, request).await;
+        let status = response.status().as_u16();
+        let body = match response.body() {
+            lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),
+            other => panic!("unexpected body {other:?}"),
+        };
+        Reply { status, body }
+    }
+
+    /// Runs the stream functions until the stream has nothing new.
+    pub async fn drain(&mut self) {
+        self.runner.drain(&self.config).await.unwrap();
+    }
+
+    pub async fn call(&self, provider: &str, call_id: &str) -> Option<CallRecord> {
+        self.store.load_call(provider, call_id).await.unwrap()
+    }
+
+    /// Every item of the events table (tests only: a scan).
+    pub async fn event_items(&self) -> Vec<EventItem> {
+        self.scan(&self.config.events_table).await.into_iter().map(|i| from_item(i).unwrap()).collect()
+    }
+
+    pub async fn call_items(&self) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        self.scan(&self.config.calls_table).await
+    }
+
+    async fn scan(&self, table: &str) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .store
+                .client()
+                .scan()
+                .table_name(table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return items;
+            }
+        }
+    }
+}
+
+pub fn now_secs() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// An API Gateway HTTP API v2 event, as API Gateway sends it to the function.
+pub fn api_gateway_event(
+    method: &str,
+    provider: &str,
+    headers: &[(&str, &str)],
+    token: Option<&str>,
+    body: &[u8],
+    base64: bool,
+) -> Value {
+    let path = format!("/webhooks/{provider}");
+    let mut header_map = serde_json::Map::new();
+    header_map.insert("content-type".into(), json!("application/json"));
+    header_map.insert("user-agent".into(), json!("callhook-e2e"));
+    for (name, value) in headers {
+        header_map.insert(name.to_ascii_lowercase(), json!(value));
+    }
+    let (body, encoded) = match std::str::from_utf8(body) {
+        Ok(text) if !base64 => (json!(text), false),
+        _ => (json!(base64::engine::general_purpose::STANDARD.encode(body)), true),
+    };
+    let mut event = json!({
+        "version": "2.0",
+        "routeKey": "POST /webhooks/{provider}",
+        "rawPath": path,
+        "rawQueryString": token.map(|t| format!("token={t}")).unwrap_or_default(),
+        "headers": header_map,
+        "pathParameters": {"provider": provider},
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "e2e",
+            "domainName": "e2e.execute-api.us-east-1.amazonaws.com",
+            "domainPrefix": "e2e",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "callhook-e2e"},
+            "requestId": "e2e",
+            "routeKey": "POST /webhooks/{provider}",
+            "stage": "$default",
+            "time": "21/Nov/2026:20:00:00 +0000",
+            "timeEpoch": 0
+        },
+        "body": body,
+        "isBase64Encoded": encoded
+    });
+    if let Some(token) = token {
+        event["queryStringParameters"] = json!({ "token": token });
+    }
+    event
+}
+
+/// The record's contract JSON without the receive times, which depend on when the test ran.
+pub fn comparable(record: &CallRecord) -> Value {
+    let mut value = record.to_contract_json();
+    value["first_event_at"] = Value::Null;
+    value["last_event_at"] = Value::Null;
+    value
+}
+
+/// Compares with `tests/fixtures/expected/e2e/<name>.json` (rewritten with
+/// `CALLHOOK_UPDATE_SNAPSHOTS=1`).
+pub fn assert_snapshot(name: &str, actual: &Value) {
+    let path = repo_root().join("tests/fixtures/expected/e2e").join(format!("{name}.json"));
+    if std::env::var_os("CALLHOOK_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_string_pretty(actual).unwrap() + "\n").unwrap();
+    }
+    let expected: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(actual, &expected, "snapshot {name}");
+}

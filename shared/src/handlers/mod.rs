@@ -9,10 +9,16 @@ use crate::error::Result;
 use crate::store::Store;
 use std::time::Duration;
 
-/// Builds the DynamoDB client once per cold start. `CALLHOOK_DYNAMODB_ENDPOINT` points it at
+/// The AWS SDK configuration, built once per cold start. `CALLHOOK_DYNAMODB_ENDPOINT` points it at
 /// DynamoDB Local. Timeouts are short: a sender waits at most 5–10 s for its answer, and a 5xx in
 /// time (so it retries) beats a timeout.
-pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    let endpoint = std::env::var("CALLHOOK_DYNAMODB_ENDPOINT").ok();
+    sdk_config_for(endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty())).await
+}
+
+/// The AWS SDK configuration, against `endpoint` (DynamoDB Local) when given.
+pub async fn sdk_config_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
         .operation_attempt_timeout(Duration::from_secs(2))
@@ -21,33 +27,21 @@ pub async fn dynamodb_client() -> aws_sdk_dynamodb::Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts)
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3));
-    if let Ok(endpoint) = std::env::var("CALLHOOK_DYNAMODB_ENDPOINT") {
-        if !endpoint.trim().is_empty() {
-            // DynamoDB Local accepts any credentials; provide some when none are configured.
-            loader = loader.endpoint_url(endpoint.trim());
-            if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-                loader = loader.credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                    "local",
-                    "local",
-                    None,
-                    None,
-                    "callhook-local",
-                ));
-            }
-            if std::env::var_os("AWS_REGION").is_none()
-                && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-            {
-                loader = loader.region(aws_config::Region::new("us-east-1"));
-            }
-        }
+    if let Some(endpoint) = endpoint {
+        // DynamoDB Local accepts any credentials and region; it needs some all the same.
+        let credentials = aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "callhook-local");
+        loader = loader
+            .endpoint_url(endpoint)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(credentials);
     }
-    aws_sdk_dynamodb::Client::new(&loader.load().await)
+    loader.load().await
 }
 
 /// Config and store, built once per cold start.
 pub async fn init() -> Result<(Config, Store)> {
     let config = Config::from_env()?;
-    let store = Store::new(dynamodb_client().await, &config);
+    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk_config().await), &config);
     Ok((config, store))
 }
 
