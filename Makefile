@@ -5,7 +5,7 @@
 .PHONY: dev test lint fmt clean
 
 dev:
-	@scripts/dev.sh
+	@scripts/dev.sh $(if $(PERSIST),--persist)
 
 test:
 	@scripts/test.sh

@@ -340,10 +340,16 @@ impl Store {
 
     /// The call record with its transcript, wherever it is kept.
     pub async fn load_call(&self, provider: &str, call_id: &str) -> Result<Option<CallRecord>> {
-        let Some(item) = self.get_call(provider, call_id).await? else { return Ok(None) };
+        let Some(item) = self.get_call(provider, call_id).await? else {
+            return Ok(None);
+        };
         let mut record = item.record;
         if item.transcript_external {
-            let source = record.merge_sources.get("transcript").cloned().unwrap_or_default();
+            let source = record
+                .merge_sources
+                .get("transcript")
+                .cloned()
+                .unwrap_or_default();
             let dedupe_key = source.rsplit('|').next().unwrap_or_default();
             let key = crate::event::record_key(provider, EventType::CallStarted, call_id);
             let out = self
@@ -357,7 +363,9 @@ impl Store {
                 .await
                 .map_err(storage)?;
             let event_item: EventItem = from_item(out.item.ok_or_else(|| {
-                Error::Storage(format!("the event holding the transcript of {provider}#{call_id} is missing"))
+                Error::Storage(format!(
+                    "the event holding the transcript of {provider}#{call_id} is missing"
+                ))
             })?)?;
             let event = crate::handlers::stream::rebuild(self, &event_item).await?;
             if let crate::event::EventData::Call(patch) = event.data {
@@ -426,8 +434,12 @@ impl Store {
             .get_call(&record.provider, &record.call_id)
             .await?
             .map_or(1, |item| item.version + 1);
-        self.put(&self.calls_table, &CallItem::new(record, version, false), None)
-            .await?;
+        self.put(
+            &self.calls_table,
+            &CallItem::new(record, version, false),
+            None,
+        )
+        .await?;
         Ok(())
     }
 

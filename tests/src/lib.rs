@@ -34,16 +34,38 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn fixture(provider: &str, name: &str) -> Vec<u8> {
-    std::fs::read(repo_root().join("tests/fixtures").join(provider).join(format!("{name}.json"))).unwrap()
+    std::fs::read(
+        repo_root()
+            .join("tests/fixtures")
+            .join(provider)
+            .join(format!("{name}.json")),
+    )
+    .unwrap()
 }
 
 /// Every seed fixture, in a sensible delivery order per call.
 pub fn all_fixtures() -> Vec<(&'static str, &'static str)> {
     let mut all: Vec<(&str, &str)> = Vec::new();
-    for name in ["v2_call_started", "v2_mid_call", "v2_call_ended", "v2_call_analyzed", "v1_call_started", "v1_mid_call", "v1_call_ended"] {
+    for name in [
+        "v2_call_started",
+        "v2_mid_call",
+        "v2_call_ended",
+        "v2_call_analyzed",
+        "v1_call_started",
+        "v1_mid_call",
+        "v1_call_ended",
+    ] {
         all.push(("vox", name));
     }
-    for name in ["call_initiated", "call_ringing", "call_answered", "call_completed", "missed_call_initiated", "missed_call_completed", "message_received"] {
+    for name in [
+        "call_initiated",
+        "call_ringing",
+        "call_answered",
+        "call_completed",
+        "missed_call_initiated",
+        "missed_call_completed",
+        "message_received",
+    ] {
         all.push(("clawops", name));
     }
     all.push(("synthflow", "completed"));
@@ -84,24 +106,40 @@ impl Stack {
 
     /// A stack on `endpoint` with its own tables and the given `CALLHOOK_*` variables.
     pub async fn with(endpoint: &str, mut vars: Vec<(String, String)>) -> Self {
-        let unique = format!("{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let unique = format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         vars.push(("CALLHOOK_EVENTS_TABLE".into(), format!("events-{unique}")));
         vars.push(("CALLHOOK_CALLS_TABLE".into(), format!("calls-{unique}")));
         let config = Config::from_vars(vars).unwrap();
         let sdk = sdk_config_for(Some(endpoint)).await;
         let client = aws_sdk_dynamodb::Client::new(&sdk);
-        create_tables(&client, &config.events_table, &config.calls_table).await.unwrap();
+        create_tables(&client, &config.events_table, &config.calls_table)
+            .await
+            .unwrap();
         let store = Store::new(client, &config);
-        let mut runner = StreamRunner::new(store.clone(), streams_client(&sdk)).await.unwrap();
+        let mut runner = StreamRunner::new(store.clone(), streams_client(&sdk))
+            .await
+            .unwrap();
         runner.retry_delay = std::time::Duration::from_millis(10);
-        Self { config, store, runner }
+        Self {
+            config,
+            store,
+            runner,
+        }
     }
 
     /// Signs `body` as the provider's configured scheme requires and delivers it.
     pub async fn send(&self, provider: &str, body: &[u8]) -> Reply {
         let (headers, query) = self.sign(provider, body);
-        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        self.request("POST", provider, &headers, query.as_deref(), body, false).await
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.request("POST", provider, &headers, query.as_deref(), body, false)
+            .await
     }
 
     pub async fn send_fixture(&self, provider: &str, name: &str) -> Reply {
@@ -110,9 +148,17 @@ impl Stack {
 
     /// The headers and query token a genuine sender would attach.
     pub fn sign(&self, provider: &str, body: &[u8]) -> (Vec<(String, String)>, Option<String>) {
-        let Ok(provider) = self.config.provider(provider) else { return (vec![], None) };
+        let Ok(provider) = self.config.provider(provider) else {
+            return (vec![], None);
+        };
         match provider.verifier.sign(body, "msg_e2e", now_secs()) {
-            Signature::Headers(headers) => (headers.into_iter().map(|(k, v)| (k.to_string(), v)).collect(), None),
+            Signature::Headers(headers) => (
+                headers
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                None,
+            ),
             Signature::QueryToken(token) => (vec![], Some(token)),
             _ => (vec![], None),
         }
@@ -150,14 +196,23 @@ impl Stack {
 
     /// Every item of the events table (tests only: a scan).
     pub async fn event_items(&self) -> Vec<EventItem> {
-        self.scan(&self.config.events_table).await.into_iter().map(|i| from_item(i).unwrap()).collect()
+        self.scan(&self.config.events_table)
+            .await
+            .into_iter()
+            .map(|i| from_item(i).unwrap())
+            .collect()
     }
 
-    pub async fn call_items(&self) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    pub async fn call_items(
+        &self,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         self.scan(&self.config.calls_table).await
     }
 
-    async fn scan(&self, table: &str) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    async fn scan(
+        &self,
+        table: &str,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -181,7 +236,10 @@ impl Stack {
 }
 
 pub fn now_secs() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 /// An API Gateway HTTP API v2 event, as API Gateway sends it to the function.
@@ -202,7 +260,10 @@ pub fn api_gateway_event(
     }
     let (body, encoded) = match std::str::from_utf8(body) {
         Ok(text) if !base64 => (json!(text), false),
-        _ => (json!(base64::engine::general_purpose::STANDARD.encode(body)), true),
+        _ => (
+            json!(base64::engine::general_purpose::STANDARD.encode(body)),
+            true,
+        ),
     };
     let mut event = json!({
         "version": "2.0",
@@ -243,7 +304,9 @@ pub fn comparable(record: &CallRecord) -> Value {
 /// Compares with `tests/fixtures/expected/e2e/<name>.json` (rewritten with
 /// `CALLHOOK_UPDATE_SNAPSHOTS=1`).
 pub fn assert_snapshot(name: &str, actual: &Value) {
-    let path = repo_root().join("tests/fixtures/expected/e2e").join(format!("{name}.json"));
+    let path = repo_root()
+        .join("tests/fixtures/expected/e2e")
+        .join(format!("{name}.json"));
     if std::env::var_os("CALLHOOK_UPDATE_SNAPSHOTS").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, serde_json::to_string_pretty(actual).unwrap() + "\n").unwrap();

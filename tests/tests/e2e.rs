@@ -24,16 +24,35 @@ async fn every_seed_fixture_becomes_its_expected_record() {
     // THEN each call's record is the expected one
     for (provider, call_id, snapshot) in [
         ("vox", VOX_CALL, "vox"),
-        ("clawops", "CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d", "clawops_answered"),
-        ("clawops", "CA0a1b2c3d4e5f60718293a4b5c6d7e8f9", "clawops_missed"),
+        (
+            "clawops",
+            "CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d",
+            "clawops_answered",
+        ),
+        (
+            "clawops",
+            "CA0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+            "clawops_missed",
+        ),
         ("synthflow", "1711646262471x768387119913843100", "synthflow"),
     ] {
-        let record = stack.call(provider, call_id).await.unwrap_or_else(|| panic!("no record {call_id}"));
+        let record = stack
+            .call(provider, call_id)
+            .await
+            .unwrap_or_else(|| panic!("no record {call_id}"));
         assert!(record.first_event_at.is_some() && record.last_event_at >= record.first_event_at);
         assert_snapshot(snapshot, &comparable(&record));
     }
-    let message = stack.store.get_message("clawops", "SM9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a").await.unwrap().unwrap();
-    assert_eq!(message.message.body.as_deref(), Some("내일 오후 3시 예약 확인했습니다."));
+    let message = stack
+        .store
+        .get_message("clawops", "SM9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        message.message.body.as_deref(),
+        Some("내일 오후 3시 예약 확인했습니다.")
+    );
     assert_eq!(message.list_pk, "msg#clawops");
     // One event item per canonical event: 7 Vox bodies give 8 (v1 call_ended gives two), 7 ClawOps,
     // Synthflow's completion 2.
@@ -49,31 +68,56 @@ async fn a_delivery_repeated_five_times_is_stored_once() {
     for attempt in 0..5 {
         let reply = stack.send_fixture("vox", "v1_call_ended").await;
         assert_eq!(reply.status, 200);
-        assert_eq!(reply.body["duplicate"], attempt > 0, "attempt {attempt}: {}", reply.body);
+        assert_eq!(
+            reply.body["duplicate"],
+            attempt > 0,
+            "attempt {attempt}: {}",
+            reply.body
+        );
         stack.drain().await;
     }
     single.send_fixture("vox", "v1_call_ended").await;
     single.drain().await;
     let events = stack.event_items().await;
     assert_eq!(events.len(), 2, "call_ended + call_analyzed, once");
-    assert_eq!(comparable(&stack.call("vox", VOX_CALL).await.unwrap()), comparable(&single.call("vox", VOX_CALL).await.unwrap()));
+    assert_eq!(
+        comparable(&stack.call("vox", VOX_CALL).await.unwrap()),
+        comparable(&single.call("vox", VOX_CALL).await.unwrap())
+    );
 }
 
 #[tokio::test]
 async fn events_delivered_out_of_order_give_the_same_record() {
     let mut reversed = Stack::new().await;
-    for name in ["v2_call_analyzed", "v2_call_ended", "v2_mid_call", "v2_call_started"] {
+    for name in [
+        "v2_call_analyzed",
+        "v2_call_ended",
+        "v2_mid_call",
+        "v2_call_started",
+    ] {
         assert_eq!(reversed.send_fixture("vox", name).await.status, 200);
         reversed.drain().await;
     }
     let mut ordered = Stack::new().await;
-    for name in ["v2_call_started", "v2_mid_call", "v2_call_ended", "v2_call_analyzed"] {
+    for name in [
+        "v2_call_started",
+        "v2_mid_call",
+        "v2_call_ended",
+        "v2_call_analyzed",
+    ] {
         ordered.send_fixture("vox", name).await;
     }
     ordered.drain().await;
     let record = reversed.call("vox", VOX_CALL).await.unwrap();
-    assert_eq!(comparable(&record), comparable(&ordered.call("vox", VOX_CALL).await.unwrap()));
-    assert_eq!(record.transcript.len(), 2, "call_ended's transcript stays over the later mid_call turn");
+    assert_eq!(
+        comparable(&record),
+        comparable(&ordered.call("vox", VOX_CALL).await.unwrap())
+    );
+    assert_eq!(
+        record.transcript.len(),
+        2,
+        "call_ended's transcript stays over the later mid_call turn"
+    );
     assert_eq!(record.started_at, Some(1_741_652_312_146));
     assert_eq!(record.duration_ms, Some(39_043));
 }
@@ -82,37 +126,122 @@ async fn events_delivered_out_of_order_give_the_same_record() {
 async fn rejected_requests_write_nothing() {
     let mut stack = Stack::with(
         &endpoint(),
-        [default_vars(), vec![("CALLHOOK_MAX_BODY_BYTES".into(), "2048".into())]].concat(),
+        [
+            default_vars(),
+            vec![("CALLHOOK_MAX_BODY_BYTES".into(), "2048".into())],
+        ]
+        .concat(),
     )
     .await;
     let body = fixture("vox", "v2_call_started");
     let clawops = fixture("clawops", "call_completed");
     let cases = [
-        ("wrong token", stack.request("POST", "vox", &[], Some("nope"), &body, false).await, 401),
-        ("no token", stack.request("POST", "vox", &[], None, &body, false).await, 401),
         (
-            "bad signature",
-            stack.request("POST", "clawops", &[("X-ClawOps-Signature", "sha256=00")], None, &clawops, false).await,
+            "wrong token",
+            stack
+                .request("POST", "vox", &[], Some("nope"), &body, false)
+                .await,
             401,
         ),
-        ("unknown provider", stack.request("POST", "acme", &[], Some(VOX_TOKEN), &body, false).await, 404),
-        ("wrong method", stack.request("GET", "vox", &[], Some(VOX_TOKEN), &body, false).await, 405),
-        ("too large", stack.request("POST", "vox", &[], Some(VOX_TOKEN), &vec![b' '; 2049], false).await, 413),
+        (
+            "no token",
+            stack.request("POST", "vox", &[], None, &body, false).await,
+            401,
+        ),
+        (
+            "bad signature",
+            stack
+                .request(
+                    "POST",
+                    "clawops",
+                    &[("X-ClawOps-Signature", "sha256=00")],
+                    None,
+                    &clawops,
+                    false,
+                )
+                .await,
+            401,
+        ),
+        (
+            "unknown provider",
+            stack
+                .request("POST", "acme", &[], Some(VOX_TOKEN), &body, false)
+                .await,
+            404,
+        ),
+        (
+            "wrong method",
+            stack
+                .request("GET", "vox", &[], Some(VOX_TOKEN), &body, false)
+                .await,
+            405,
+        ),
+        (
+            "too large",
+            stack
+                .request(
+                    "POST",
+                    "vox",
+                    &[],
+                    Some(VOX_TOKEN),
+                    &vec![b' '; 2049],
+                    false,
+                )
+                .await,
+            413,
+        ),
     ];
     for (name, reply, status) in cases {
         assert_eq!(reply.status, status, "{name}: {}", reply.body);
-        assert!(reply.body["error"].is_string() && reply.body["message"].is_string(), "{name}");
+        assert!(
+            reply.body["error"].is_string() && reply.body["message"].is_string(),
+            "{name}"
+        );
     }
     // Authenticated but unusable: 400 / 422, kept in quarantine only.
-    let not_json = stack.request("POST", "vox", &[], Some(VOX_TOKEN), b"call ended!", false).await;
-    assert_eq!((not_json.status, not_json.body["error"].as_str()), (400, Some("malformed_request")));
-    let unusable = stack.request("POST", "vox", &[], Some(VOX_TOKEN), br#"{"event":"call_ended","call":{}}"#, false).await;
-    assert_eq!((unusable.status, unusable.body["error"].as_str()), (422, Some("unusable_payload")));
+    let not_json = stack
+        .request("POST", "vox", &[], Some(VOX_TOKEN), b"call ended!", false)
+        .await;
+    assert_eq!(
+        (not_json.status, not_json.body["error"].as_str()),
+        (400, Some("malformed_request"))
+    );
+    let unusable = stack
+        .request(
+            "POST",
+            "vox",
+            &[],
+            Some(VOX_TOKEN),
+            br#"{"event":"call_ended","call":{}}"#,
+            false,
+        )
+        .await;
+    assert_eq!(
+        (unusable.status, unusable.body["error"].as_str()),
+        (422, Some("unusable_payload"))
+    );
     stack.drain().await;
     let items = stack.event_items().await;
     assert_eq!(items.len(), 2, "only the two quarantined bodies");
-    assert!(items.iter().all(|i| i.kind == TYPE_QUARANTINE && i.pk == "quarantine#vox"));
-    let quarantined = stack.store.load_body(items.iter().find(|i| i.error.as_deref().is_some_and(|e| e.contains("JSON object"))).unwrap()).await.unwrap();
+    assert!(
+        items
+            .iter()
+            .all(|i| i.kind == TYPE_QUARANTINE && i.pk == "quarantine#vox")
+    );
+    let quarantined = stack
+        .store
+        .load_body(
+            items
+                .iter()
+                .find(|i| {
+                    i.error
+                        .as_deref()
+                        .is_some_and(|e| e.contains("JSON object"))
+                })
+                .unwrap(),
+        )
+        .await
+        .unwrap();
     assert_eq!(quarantined, b"call ended!");
     assert!(stack.call_items().await.is_empty());
 }
@@ -122,11 +251,19 @@ async fn base64_bodies_from_api_gateway_verify_on_the_decoded_bytes() {
     let mut stack = Stack::new().await;
     let body = fixture("clawops", "call_answered");
     let (headers, _) = stack.sign("clawops", &body);
-    let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let reply = stack.request("POST", "clawops", &headers, None, &body, true).await;
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let reply = stack
+        .request("POST", "clawops", &headers, None, &body, true)
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     stack.drain().await;
-    let record = stack.call("clawops", "CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d").await.unwrap();
+    let record = stack
+        .call("clawops", "CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d")
+        .await
+        .unwrap();
     assert_eq!(record.started_at, Some(1_779_323_404_000));
 }
 
@@ -163,9 +300,23 @@ async fn one_and_five_megabyte_transcripts_are_stored_without_loss() {
         let reply = stack.send("vox", &body).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
         let items = stack.event_items().await;
-        let item = items.iter().find(|i| i.call_id == format!("huge-{size}") && i.kind == "call_ended");
-        let item = item.unwrap_or_else(|| panic!("{:?}", items.iter().map(|i| (&i.pk, &i.kind, i.parts)).collect::<Vec<_>>()));
-        assert_eq!(stack.store.load_body(item).await.unwrap(), body, "byte for byte");
+        let item = items
+            .iter()
+            .find(|i| i.call_id == format!("huge-{size}") && i.kind == "call_ended");
+        let item = item.unwrap_or_else(|| {
+            panic!(
+                "{:?}",
+                items
+                    .iter()
+                    .map(|i| (&i.pk, &i.kind, i.parts))
+                    .collect::<Vec<_>>()
+            )
+        });
+        assert_eq!(
+            stack.store.load_body(item).await.unwrap(),
+            body,
+            "byte for byte"
+        );
         if size > 2_000_000 {
             assert!(item.parts > 0, "a 5 MB body does not fit one item");
         }
@@ -215,13 +366,40 @@ async fn a_poison_record_fails_alone_and_its_neighbours_commit() {
     // THEN the poison record alone went to the failure path, after the bounded retries
     let letters = &stack.runner.dead_letters;
     assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!((letters[0].function.as_str(), letters[0].pk.as_str()), ("call-ended", "vox#poison"));
-    let mapping = stack.runner.mappings().iter().find(|m| m.event_type == EventType::CallEnded).unwrap().clone();
+    assert_eq!(
+        (letters[0].function.as_str(), letters[0].pk.as_str()),
+        ("call-ended", "vox#poison")
+    );
+    let mapping = stack
+        .runner
+        .mappings()
+        .iter()
+        .find(|m| m.event_type == EventType::CallEnded)
+        .unwrap()
+        .clone();
     assert!(stack.runner.invocations > mapping.maximum_retry_attempts as usize);
     // AND its neighbours in the same batch were merged
-    assert!(stack.call("vox", VOX_CALL).await.unwrap().ended_at.is_some());
-    assert!(stack.call("clawops", "CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d").await.is_some());
-    assert!(stack.call("clawops", "CA0a1b2c3d4e5f60718293a4b5c6d7e8f9").await.unwrap().missed);
+    assert!(
+        stack
+            .call("vox", VOX_CALL)
+            .await
+            .unwrap()
+            .ended_at
+            .is_some()
+    );
+    assert!(
+        stack
+            .call("clawops", "CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d")
+            .await
+            .is_some()
+    );
+    assert!(
+        stack
+            .call("clawops", "CA0a1b2c3d4e5f60718293a4b5c6d7e8f9")
+            .await
+            .unwrap()
+            .missed
+    );
     assert!(stack.call("vox", "poison").await.is_none());
 }
 
@@ -229,16 +407,48 @@ async fn a_poison_record_fails_alone_and_its_neighbours_commit() {
 async fn tables_created_locally_match_the_template() {
     let stack = Stack::new().await;
     let client = stack.store.client();
-    let events = client.describe_table().table_name(&stack.config.events_table).send().await.unwrap().table.unwrap();
-    let keys: Vec<_> = events.key_schema().iter().map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned())).collect();
-    assert_eq!(keys, [("pk".to_owned(), "HASH".to_owned()), ("sk".to_owned(), "RANGE".to_owned())]);
+    let events = client
+        .describe_table()
+        .table_name(&stack.config.events_table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let keys: Vec<_> = events
+        .key_schema()
+        .iter()
+        .map(|k| {
+            (
+                k.attribute_name().to_owned(),
+                k.key_type().as_str().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            ("pk".to_owned(), "HASH".to_owned()),
+            ("sk".to_owned(), "RANGE".to_owned())
+        ]
+    );
     let stream = events.stream_specification().unwrap();
     assert!(stream.stream_enabled());
     assert_eq!(stream.stream_view_type().unwrap().as_str(), "NEW_IMAGE");
 
-    let calls = client.describe_table().table_name(&stack.config.calls_table).send().await.unwrap().table.unwrap();
+    let calls = client
+        .describe_table()
+        .table_name(&stack.config.calls_table)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
     let template: serde_json::Value = serde_json::to_value(
-        serde_norway::from_str::<serde_norway::Value>(&std::fs::read_to_string(repo_root().join("template.yaml")).unwrap()).unwrap(),
+        serde_norway::from_str::<serde_norway::Value>(
+            &std::fs::read_to_string(repo_root().join("template.yaml")).unwrap(),
+        )
+        .unwrap(),
     )
     .unwrap();
     let declared = &template["Resources"]["CallsTable"]["Properties"]["GlobalSecondaryIndexes"];
@@ -247,7 +457,12 @@ async fn tables_created_locally_match_the_template() {
         .unwrap()
         .iter()
         .map(|gsi| {
-            let keys = gsi["KeySchema"].as_array().unwrap().iter().map(|k| k["AttributeName"].as_str().unwrap().to_owned()).collect();
+            let keys = gsi["KeySchema"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k["AttributeName"].as_str().unwrap().to_owned())
+                .collect();
             (gsi["IndexName"].as_str().unwrap().to_owned(), keys)
         })
         .collect();
@@ -255,7 +470,11 @@ async fn tables_created_locally_match_the_template() {
         .global_secondary_indexes()
         .iter()
         .map(|gsi| {
-            let keys = gsi.key_schema().iter().map(|k| k.attribute_name().to_owned()).collect();
+            let keys = gsi
+                .key_schema()
+                .iter()
+                .map(|k| k.attribute_name().to_owned())
+                .collect();
             (gsi.index_name().unwrap().to_owned(), keys)
         })
         .collect();
@@ -263,4 +482,105 @@ async fn tables_created_locally_match_the_template() {
     actual.sort();
     assert_eq!(actual, expected);
     assert_eq!(actual.len(), 4);
+}
+
+/// A DynamoDB Local of this test's own, persisted on disk, that can be stopped and restarted.
+struct OwnDynamoDb {
+    dir: std::path::PathBuf,
+    pidfile: std::path::PathBuf,
+    port: String,
+}
+
+impl OwnDynamoDb {
+    fn start(dir: &std::path::Path, port: Option<&str>) -> (Self, String) {
+        let pidfile = dir.join("ddb.pid");
+        let data = dir.join("data");
+        let mut command = std::process::Command::new(repo_root().join("scripts/dynamodb-local.sh"));
+        command
+            .arg("start")
+            .arg("--persist")
+            .arg(&data)
+            .arg("--pidfile")
+            .arg(&pidfile);
+        if let Some(port) = port {
+            command.args(["--port", port]);
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let endpoint = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let port = endpoint.rsplit(':').next().unwrap().to_owned();
+        (
+            Self {
+                dir: dir.to_owned(),
+                pidfile,
+                port,
+            },
+            endpoint,
+        )
+    }
+
+    fn stop(&self) {
+        let script = repo_root().join("scripts/dynamodb-local.sh");
+        let _ = std::process::Command::new(script)
+            .arg("stop")
+            .arg(&self.pidfile)
+            .output();
+    }
+}
+
+impl Drop for OwnDynamoDb {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[tokio::test]
+async fn a_storage_outage_answers_5xx_and_nothing_is_lost() {
+    let dir = std::env::temp_dir().join(format!("callhook-outage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ddb, endpoint) = OwnDynamoDb::start(&dir, None);
+    let mut stack = Stack::with(&endpoint, default_vars()).await;
+    assert_eq!(
+        stack.send_fixture("vox", "v2_call_started").await.status,
+        200
+    );
+
+    // WHEN DynamoDB goes away
+    ddb.stop();
+    let reply = stack.send_fixture("vox", "v2_call_ended").await;
+    // THEN the sender is told to retry, never that it was received
+    assert_eq!(reply.status, 503, "{}", reply.body);
+    assert_eq!(reply.body["error"], "storage_unavailable");
+
+    // WHEN it is back and the sender retries
+    let (_restarted, _) = OwnDynamoDb::start(&dir, Some(&ddb.port));
+    std::mem::forget(ddb);
+    let reply = stack.send_fixture("vox", "v2_call_ended").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(
+        reply.body["duplicate"], false,
+        "the failed attempt wrote nothing"
+    );
+    // The stream poller recovers from the restart (its shard iterators expired).
+    let mut drained = false;
+    for _ in 0..5 {
+        if stack.runner.drain(&stack.config).await.is_ok() {
+            drained = true;
+            break;
+        }
+    }
+    assert!(drained);
+    // THEN both events are in the record, once
+    let record = stack.call("vox", VOX_CALL).await.unwrap();
+    assert_eq!(
+        record.events,
+        [EventType::CallStarted, EventType::CallEnded]
+    );
+    assert_eq!(record.duration_ms, Some(39_043));
+    assert_eq!(stack.event_items().await.len(), 2);
 }

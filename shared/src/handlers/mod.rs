@@ -29,7 +29,13 @@ pub async fn sdk_config_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
         .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3));
     if let Some(endpoint) = endpoint {
         // DynamoDB Local accepts any credentials and region; it needs some all the same.
-        let credentials = aws_sdk_dynamodb::config::Credentials::new("local", "local", None, None, "callhook-local");
+        let credentials = aws_sdk_dynamodb::config::Credentials::new(
+            "local",
+            "local",
+            None,
+            None,
+            "callhook-local",
+        );
         loader = loader
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))

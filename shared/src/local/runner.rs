@@ -110,8 +110,12 @@ impl StreamRunner {
                 .set_exclusive_start_shard_id(start)
                 .send()
                 .await
-                .map_err(|e| Error::Storage(format!("DescribeStream: {e:?}").chars().take(300).collect()))?;
-            let Some(description) = out.stream_description else { return Ok(()) };
+                .map_err(|e| {
+                    Error::Storage(format!("DescribeStream: {e:?}").chars().take(300).collect())
+                })?;
+            let Some(description) = out.stream_description else {
+                return Ok(());
+            };
             for shard in description.shards.unwrap_or_default() {
                 if let Some(id) = shard.shard_id {
                     self.shards.entry(id).or_default();
@@ -132,15 +136,25 @@ impl StreamRunner {
         let iterator = match shard.iterator.clone() {
             Some(iterator) => iterator,
             None => {
-                let request = self.streams.get_shard_iterator().stream_arn(&self.stream_arn).shard_id(id);
+                let request = self
+                    .streams
+                    .get_shard_iterator()
+                    .stream_arn(&self.stream_arn)
+                    .shard_id(id);
                 let request = match &shard.last_sequence {
-                    Some(seq) => request.shard_iterator_type(ShardIteratorType::AfterSequenceNumber).sequence_number(seq),
+                    Some(seq) => request
+                        .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                        .sequence_number(seq),
                     None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
                 };
-                let out = request
-                    .send()
-                    .await
-                    .map_err(|e| Error::Storage(format!("GetShardIterator: {e:?}").chars().take(300).collect()))?;
+                let out = request.send().await.map_err(|e| {
+                    Error::Storage(
+                        format!("GetShardIterator: {e:?}")
+                            .chars()
+                            .take(300)
+                            .collect(),
+                    )
+                })?;
                 match out.shard_iterator {
                     Some(iterator) => iterator,
                     None => {
@@ -150,18 +164,31 @@ impl StreamRunner {
                 }
             }
         };
-        let out = match self.streams.get_records().shard_iterator(iterator).send().await {
+        let out = match self
+            .streams
+            .get_records()
+            .shard_iterator(iterator)
+            .send()
+            .await
+        {
             Ok(out) => out,
             Err(e) => {
                 // An expired or unknown iterator (DynamoDB Local restarted): start again after
                 // the last record handled.
                 shard.iterator = None;
-                return Err(Error::Storage(format!("GetRecords: {e:?}").chars().take(300).collect()));
+                return Err(Error::Storage(
+                    format!("GetRecords: {e:?}").chars().take(300).collect(),
+                ));
             }
         };
         shard.iterator = out.next_shard_iterator;
         shard.closed = shard.iterator.is_none();
-        let records: Vec<EventRecord> = out.records.unwrap_or_default().into_iter().map(to_lambda_record).collect();
+        let records: Vec<EventRecord> = out
+            .records
+            .unwrap_or_default()
+            .into_iter()
+            .map(to_lambda_record)
+            .collect();
         if let Some(last) = records.last() {
             shard.last_sequence.clone_from(&last.change.sequence_number);
         }
@@ -169,8 +196,10 @@ impl StreamRunner {
     }
 
     async fn dispatch(&mut self, config: &Config, records: &[EventRecord]) {
-        let values: Vec<serde_json::Value> =
-            records.iter().map(|r| serde_json::to_value(r).unwrap_or_default()).collect();
+        let values: Vec<serde_json::Value> = records
+            .iter()
+            .map(|r| serde_json::to_value(r).unwrap_or_default())
+            .collect();
         for mapping in self.mappings.clone() {
             let selected: Vec<EventRecord> = records
                 .iter()
@@ -199,16 +228,29 @@ impl StreamRunner {
             if response.batch_item_failures.is_empty() {
                 continue;
             }
-            let failed: HashSet<String> =
-                response.batch_item_failures.into_iter().filter_map(|f| f.item_identifier).collect();
+            let failed: HashSet<String> = response
+                .batch_item_failures
+                .into_iter()
+                .filter_map(|f| f.item_identifier)
+                .collect();
             // Lambda checkpoints before the lowest failed record and resumes from it.
             let first = records
                 .iter()
-                .position(|r| r.change.sequence_number.as_ref().is_some_and(|s| failed.contains(s)))
+                .position(|r| {
+                    r.change
+                        .sequence_number
+                        .as_ref()
+                        .is_some_and(|s| failed.contains(s))
+                })
                 .unwrap_or(0);
             let rest = records[first..].to_vec();
             if attempts >= mapping.maximum_retry_attempts {
-                for record in rest.iter().filter(|r| r.change.sequence_number.as_ref().is_some_and(|s| failed.contains(s))) {
+                for record in rest.iter().filter(|r| {
+                    r.change
+                        .sequence_number
+                        .as_ref()
+                        .is_some_and(|s| failed.contains(s))
+                }) {
                     let letter = dead_letter(&mapping.binary, record);
                     tracing::error!(function = %letter.function, pk = %letter.pk, sk = %letter.sk, "record sent to the failure queue");
                     self.dead_letters.push(letter);
@@ -248,7 +290,10 @@ fn dead_letter(function: &str, record: &EventRecord) -> DeadLetter {
 fn to_lambda_record(record: aws_sdk_dynamodbstreams::types::Record) -> EventRecord {
     let mut out = EventRecord::default();
     out.event_id = record.event_id.unwrap_or_default();
-    out.event_name = record.event_name.map(|n| n.as_str().to_owned()).unwrap_or_default();
+    out.event_name = record
+        .event_name
+        .map(|n| n.as_str().to_owned())
+        .unwrap_or_default();
     out.event_source = Some("aws:dynamodb".to_owned());
     out.event_version = record.event_version;
     out.aws_region = record.aws_region.unwrap_or_else(|| "local".to_owned());

@@ -19,8 +19,8 @@ pub const CALLS_TABLE: &str = "CallsTable";
 
 /// The template as JSON (CloudFormation tags such as `!Ref` become their tagged values).
 pub fn template() -> Result<Value> {
-    let yaml: serde_norway::Value =
-        serde_norway::from_str(TEMPLATE).map_err(|e| Error::Config(format!("template.yaml: {e}")))?;
+    let yaml: serde_norway::Value = serde_norway::from_str(TEMPLATE)
+        .map_err(|e| Error::Config(format!("template.yaml: {e}")))?;
     serde_json::to_value(yaml).map_err(|e| Error::Config(format!("template.yaml: {e}")))
 }
 
@@ -57,11 +57,11 @@ impl TableDef {
             .into_iter()
             .flatten()
             .map(|a| {
-                Ok(AttributeDefinition::builder()
+                AttributeDefinition::builder()
                     .attribute_name(text(a, "/AttributeName")?)
                     .attribute_type(ScalarAttributeType::from(text(a, "/AttributeType")?))
                     .build()
-                    .map_err(|e| Error::Config(e.to_string()))?)
+                    .map_err(|e| Error::Config(e.to_string()))
             })
             .collect::<Result<Vec<_>>>()?;
         let keys = key_schema(&props["KeySchema"])?;
@@ -71,7 +71,10 @@ impl TableDef {
             .flatten()
             .map(|gsi| {
                 let projection = Projection::builder()
-                    .projection_type(ProjectionType::from(text(gsi, "/Projection/ProjectionType")?))
+                    .projection_type(ProjectionType::from(text(
+                        gsi,
+                        "/Projection/ProjectionType",
+                    )?))
                     .build();
                 GlobalSecondaryIndex::builder()
                     .index_name(text(gsi, "/IndexName")?)
@@ -85,7 +88,12 @@ impl TableDef {
             .pointer("/StreamSpecification/StreamViewType")
             .and_then(Value::as_str)
             .map(StreamViewType::from);
-        Ok(Self { attributes, keys, indexes, stream })
+        Ok(Self {
+            attributes,
+            keys,
+            indexes,
+            stream,
+        })
     }
 
     /// Creates the table (on-demand, as in the template) unless it exists.
@@ -100,12 +108,20 @@ impl TableDef {
             request = request.set_global_secondary_indexes(Some(self.indexes.clone()));
         }
         if let Some(view) = &self.stream {
-            let spec = StreamSpecification::builder().stream_enabled(true).stream_view_type(view.clone()).build();
+            let spec = StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(view.clone())
+                .build();
             request = request.stream_specification(spec.map_err(|e| Error::Config(e.to_string()))?);
         }
         match request.send().await {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_in_use_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(crate::store::storage(e)),
         }
     }
@@ -127,9 +143,17 @@ fn key_schema(value: &Value) -> Result<Vec<KeySchemaElement>> {
 }
 
 /// Creates both tables of the template under the given names.
-pub async fn create_tables(client: &aws_sdk_dynamodb::Client, events: &str, calls: &str) -> Result<()> {
-    TableDef::from_template(EVENTS_TABLE)?.create(client, events).await?;
-    TableDef::from_template(CALLS_TABLE)?.create(client, calls).await
+pub async fn create_tables(
+    client: &aws_sdk_dynamodb::Client,
+    events: &str,
+    calls: &str,
+) -> Result<()> {
+    TableDef::from_template(EVENTS_TABLE)?
+        .create(client, events)
+        .await?;
+    TableDef::from_template(CALLS_TABLE)?
+        .create(client, calls)
+        .await
 }
 
 /// A stream function's event source mapping, as the template declares it.
@@ -157,8 +181,17 @@ pub fn stream_mappings() -> Result<Vec<StreamMapping>> {
         if resource["Type"] != "AWS::Serverless::Function" {
             continue;
         }
-        let binary = resource.pointer("/Metadata/BuildProperties/Binary").and_then(Value::as_str).unwrap_or_default();
-        for event in resource.pointer("/Properties/Events").and_then(Value::as_object).into_iter().flatten().map(|(_, e)| e) {
+        let binary = resource
+            .pointer("/Metadata/BuildProperties/Binary")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        for event in resource
+            .pointer("/Properties/Events")
+            .and_then(Value::as_object)
+            .into_iter()
+            .flatten()
+            .map(|(_, e)| e)
+        {
             if event["Type"] != "DynamoDB" {
                 continue;
             }
@@ -170,14 +203,22 @@ pub fn stream_mappings() -> Result<Vec<StreamMapping>> {
                 .flatten()
                 .map(|f| {
                     let text = f["Pattern"].as_str().unwrap_or_default();
-                    serde_json::from_str(text).map_err(|e| Error::Config(format!("{logical_id} filter: {e}")))
+                    serde_json::from_str(text)
+                        .map_err(|e| Error::Config(format!("{logical_id} filter: {e}")))
                 })
                 .collect::<Result<Vec<Value>>>()?;
             let event_type = patterns
                 .iter()
-                .filter_map(|p| p.pointer("/dynamodb/NewImage/type/S/0").and_then(Value::as_str))
+                .filter_map(|p| {
+                    p.pointer("/dynamodb/NewImage/type/S/0")
+                        .and_then(Value::as_str)
+                })
                 .find_map(EventType::parse)
-                .ok_or_else(|| Error::Config(format!("{logical_id}: its filter selects no canonical type")))?;
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "{logical_id}: its filter selects no canonical type"
+                    ))
+                })?;
             mappings.push(StreamMapping {
                 logical_id: logical_id.clone(),
                 binary: binary.to_owned(),
@@ -185,11 +226,15 @@ pub fn stream_mappings() -> Result<Vec<StreamMapping>> {
                 patterns,
                 batch_size: props["BatchSize"].as_u64().unwrap_or(100) as usize,
                 maximum_retry_attempts: props["MaximumRetryAttempts"].as_u64().unwrap_or(0) as u32,
-                bisect_on_error: props["BisectBatchOnFunctionError"].as_bool().unwrap_or(false),
+                bisect_on_error: props["BisectBatchOnFunctionError"]
+                    .as_bool()
+                    .unwrap_or(false),
                 report_batch_item_failures: props["FunctionResponseTypes"]
                     .as_array()
                     .is_some_and(|t| t.iter().any(|t| t == "ReportBatchItemFailures")),
-                has_failure_destination: props.pointer("/DestinationConfig/OnFailure/Destination").is_some(),
+                has_failure_destination: props
+                    .pointer("/DestinationConfig/OnFailure/Destination")
+                    .is_some(),
             });
         }
     }
@@ -217,9 +262,7 @@ mod tests {
     #[test]
     fn filters_match_like_lambda_event_filtering() {
         let pattern = json!({"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["call_ended"]}}}});
-        let record = |name: &str, kind: &str| {
-            json!({"eventName": name, "dynamodb": {"NewImage": {"type": {"S": kind}, "pk": {"S": "x"}}}})
-        };
+        let record = |name: &str, kind: &str| json!({"eventName": name, "dynamodb": {"NewImage": {"type": {"S": kind}, "pk": {"S": "x"}}}});
         assert!(matches(&pattern, &record("INSERT", "call_ended")));
         assert!(!matches(&pattern, &record("MODIFY", "call_ended")));
         assert!(!matches(&pattern, &record("INSERT", "call_started")));
@@ -237,6 +280,8 @@ mod tests {
         assert_eq!(names, ["by_time", "by_agent", "by_from", "by_to"]);
         let mappings = stream_mappings().unwrap();
         assert_eq!(mappings.len(), 5);
-        assert!(mappings.iter().all(|m| m.bisect_on_error && m.report_batch_item_failures && m.has_failure_destination));
+        assert!(mappings.iter().all(|m| m.bisect_on_error
+            && m.report_batch_item_failures
+            && m.has_failure_destination));
     }
 }

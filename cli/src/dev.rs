@@ -1,0 +1,299 @@
+//! `callhook dev`: the local stack. Serves `POST /webhooks/{provider}` through the very same
+//! ingest handler the Lambda runs, and polls the events table's stream to run the stream
+//! handlers with the template's filters, retries and batch-failure semantics.
+
+use callhook::config::Config;
+use callhook::handlers::{ingest, sdk_config};
+use callhook::local::template::create_tables;
+use callhook::local::{StreamRunner, streams_client};
+use callhook::provider::REGISTRY;
+use callhook::store::Store;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use lambda_http::RequestExt;
+use lambda_http::aws_lambda_events::query_map::QueryMap;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Port to serve on (127.0.0.1).
+    #[arg(long, env = "CALLHOOK_PORT", default_value_t = 3000)]
+    port: u16,
+    /// Where the local stack writes its state (endpoint, tables, URLs) for the other commands.
+    #[arg(long, default_value = ".local/dev.json")]
+    state_file: PathBuf,
+    /// How often the stream is polled, in milliseconds.
+    #[arg(long, default_value_t = 250)]
+    poll_ms: u64,
+}
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+pub async fn run(args: Args) -> Result<(), Error> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_target(false)
+        .init();
+    let endpoint = std::env::var("CALLHOOK_DYNAMODB_ENDPOINT")
+        .map_err(|_| "CALLHOOK_DYNAMODB_ENDPOINT is not set (make dev sets it after starting DynamoDB Local)")?;
+
+    let (vars, generated) = dev_vars();
+    let config = Arc::new(Config::from_vars(vars)?);
+    let sdk = sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&sdk);
+    create_tables(&client, &config.events_table, &config.calls_table).await?;
+    let store = Store::new(client, &config);
+    let runner = StreamRunner::new(store.clone(), streams_client(&sdk)).await?;
+
+    let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let base = format!("http://{addr}");
+    let urls = webhook_urls(&config, &base, &generated);
+    write_state(&args.state_file, &endpoint, &config, &base, &urls)?;
+    print_banner(&endpoint, &config, &urls, &generated, &args.state_file);
+
+    let poller = tokio::spawn(poll_forever(
+        runner,
+        config.clone(),
+        Duration::from_millis(args.poll_ms),
+    ));
+    let serve = serve(listener, config.clone(), store);
+    tokio::select! {
+        result = serve => result?,
+        _ = tokio::signal::ctrl_c() => eprintln!("\ncallhook: stopping"),
+    }
+    poller.abort();
+    let _ = std::fs::remove_file(&args.state_file);
+    Ok(())
+}
+
+/// The environment, with generated dev credentials for every provider left unconfigured.
+fn dev_vars() -> (Vec<(String, String)>, HashMap<&'static str, String>) {
+    let mut vars: Vec<(String, String)> = std::env::vars().collect();
+    let mut generated = HashMap::new();
+    let set = |key: &str| std::env::var(key).is_ok_and(|v| !v.trim().is_empty());
+    for provider in REGISTRY {
+        let prefix = format!("CALLHOOK_{}", provider.name().to_ascii_uppercase());
+        if set(&format!("{prefix}_AUTH"))
+            || set(&format!("{prefix}_SECRETS"))
+            || set(&format!("{prefix}_TOKENS"))
+        {
+            continue;
+        }
+        let value = format!("dev-{}", &random_hex()[..24]);
+        let key = if provider.auth_defaults().scheme == "token" {
+            "TOKENS"
+        } else {
+            "SECRETS"
+        };
+        vars.push((format!("{prefix}_{key}"), value.clone()));
+        generated.insert(provider.name(), value);
+    }
+    (vars, generated)
+}
+
+fn random_hex() -> String {
+    // Dev credentials only: the process's random hasher seed plus the time is plenty.
+    let seed = std::collections::hash_map::RandomState::new();
+    let noise = std::hash::BuildHasher::hash_one(&seed, std::time::SystemTime::now());
+    hex::encode(Sha256::digest(format!(
+        "{noise}{:?}",
+        std::time::Instant::now()
+    )))
+}
+
+fn webhook_urls(
+    config: &Config,
+    base: &str,
+    generated: &HashMap<&str, String>,
+) -> Vec<(String, String)> {
+    config
+        .providers
+        .iter()
+        .map(|p| {
+            let name = p.provider.name();
+            let mut url = format!("{base}/webhooks/{name}");
+            if let (Some(token), "token") = (generated.get(name), p.provider.auth_defaults().scheme)
+            {
+                url.push_str(&format!("?token={token}"));
+            }
+            (name.to_owned(), url)
+        })
+        .collect()
+}
+
+fn write_state(
+    path: &PathBuf,
+    endpoint: &str,
+    config: &Config,
+    base: &str,
+    urls: &[(String, String)],
+) -> Result<(), Error> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let state = json!({
+        "dynamodb_endpoint": endpoint,
+        "events_table": config.events_table,
+        "calls_table": config.calls_table,
+        "base_url": base,
+        "webhooks": urls.iter().map(|(p, u)| (p.clone(), json!(u))).collect::<serde_json::Map<_, _>>(),
+        "pid": std::process::id(),
+    });
+    std::fs::write(path, serde_json::to_string_pretty(&state)? + "\n")?;
+    Ok(())
+}
+
+fn print_banner(
+    endpoint: &str,
+    config: &Config,
+    urls: &[(String, String)],
+    generated: &HashMap<&str, String>,
+    state: &PathBuf,
+) {
+    eprintln!("\ncallhook is running locally\n");
+    for (provider, url) in urls {
+        eprintln!("  {provider:<10} POST {url}");
+        if let Some(secret) = generated.get(provider.as_str()) {
+            let scheme = REGISTRY
+                .iter()
+                .find(|p| p.name() == provider)
+                .map(|p| p.auth_defaults());
+            if let Some(defaults) = scheme.filter(|d| d.scheme != "token") {
+                eprintln!(
+                    "  {:<10} {} secret (dev): {secret}  header {}",
+                    "", defaults.scheme, defaults.header
+                );
+            }
+        }
+    }
+    for disabled in &config.disabled_providers {
+        eprintln!(
+            "  {disabled:<10} off (set CALLHOOK_{}_TOKENS or _SECRETS)",
+            disabled.to_ascii_uppercase()
+        );
+    }
+    eprintln!(
+        "\n  data:  DynamoDB Local at {endpoint}, tables {} and {}",
+        config.events_table, config.calls_table
+    );
+    eprintln!(
+        "  state: {} (the callhook CLI finds the stack through it)",
+        state.display()
+    );
+    eprintln!("  stop:  Ctrl-C\n");
+}
+
+async fn poll_forever(mut runner: StreamRunner, config: Arc<Config>, every: Duration) {
+    loop {
+        if let Err(error) = runner.poll(&config).await {
+            tracing::warn!(%error, "stream poll failed; retrying");
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+async fn serve(
+    listener: tokio::net::TcpListener,
+    config: Arc<Config>,
+    store: Store,
+) -> Result<(), Error> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let (config, store) = (config.clone(), store.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let (config, store) = (config.clone(), store.clone());
+                async move { Ok::<_, std::convert::Infallible>(route(&config, &store, request).await) }
+            });
+            if let Err(error) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "connection closed");
+            }
+        });
+    }
+}
+
+/// Turns a local HTTP request into the API Gateway request the Lambda gets, and back.
+async fn route(
+    config: &Config,
+    store: &Store,
+    request: hyper::Request<Incoming>,
+) -> hyper::Response<Full<Bytes>> {
+    let path = request.uri().path().to_owned();
+    let Some(provider) = path
+        .strip_prefix("/webhooks/")
+        .map(|p| p.trim_end_matches('/').to_owned())
+    else {
+        return plain(
+            404,
+            json!({"error": "not_found", "message": "Webhooks are served at /webhooks/{provider}."}),
+        );
+    };
+    let query: QueryMap = request
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or_default();
+    let (parts, body) = request.into_parts();
+    // Read at most one byte past the limit: enough for ingest to answer 413.
+    let body = match Limited::new(body, config.max_body_bytes + 1)
+        .collect()
+        .await
+    {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let error = callhook::Error::PayloadTooLarge {
+                size: config.max_body_bytes + 1,
+                limit: config.max_body_bytes,
+            };
+            return convert(ingest::error_response(&error));
+        }
+    };
+    let mut lambda_request =
+        lambda_http::Request::from_parts(parts, lambda_http::Body::Binary(body.to_vec()));
+    let mut path_parameters = HashMap::new();
+    path_parameters.insert("provider".to_owned(), vec![provider]);
+    lambda_request = lambda_request
+        .with_query_string_parameters(query)
+        .with_path_parameters(QueryMap::from(path_parameters));
+    convert(ingest::handle(config, store, lambda_request).await)
+}
+
+fn convert(response: lambda_http::Response<lambda_http::Body>) -> hyper::Response<Full<Bytes>> {
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        lambda_http::Body::Text(text) => Bytes::from(text),
+        lambda_http::Body::Binary(bytes) => Bytes::from(bytes),
+        _ => Bytes::new(),
+    };
+    hyper::Response::from_parts(parts, Full::new(bytes))
+}
+
+fn plain(status: u16, body: serde_json::Value) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::NOT_FOUND);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    response
+}
