@@ -163,7 +163,7 @@ fn print_banner(
     config: &Config,
     urls: &[(String, String)],
     generated: &HashMap<&str, String>,
-    state: &PathBuf,
+    state: &std::path::Path,
 ) {
     eprintln!("\ncallhook is running locally\n");
     for (provider, url) in urls {
