@@ -113,7 +113,11 @@ impl CallItem {
             transcript_external,
             pk: crate::event::record_key(&record.provider, EventType::CallStarted, &record.call_id),
             list_pk: format!("call#{}", record.provider),
-            sort_at: record.started_at.or(record.first_event_at).unwrap_or(0),
+            sort_at: record
+                .started_at
+                .or(record.ended_at)
+                .or(record.first_event_at)
+                .unwrap_or(0),
             agent_id: record
                 .agent
                 .as_ref()
@@ -134,6 +138,36 @@ pub struct MessageItem {
     pub kind: String,
     #[serde(flatten)]
     pub message: Message,
+}
+
+/// The calls table's indexes, as `template.yaml` declares them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListIndex {
+    /// Key `list_pk`: `call#<provider>` or `msg#<provider>`.
+    Time,
+    Agent,
+    From,
+    To,
+}
+
+impl ListIndex {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Time => "by_time",
+            Self::Agent => "by_agent",
+            Self::From => "by_from",
+            Self::To => "by_to",
+        }
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Self::Time => "list_pk",
+            Self::Agent => "agent_id",
+            Self::From => "from_number",
+            Self::To => "to_number",
+        }
+    }
 }
 
 /// What storing one event did.
@@ -426,6 +460,43 @@ impl Store {
             "call record {} kept changing under concurrent merges",
             event.record_key()
         )))
+    }
+
+    /// Items of the calls table whose `index` key equals `key`, with `sort_at` in `[since, until]`,
+    /// newest first: a Query on a global secondary index, never a scan.
+    pub async fn list(
+        &self,
+        index: ListIndex,
+        key: &str,
+        since: i64,
+        until: i64,
+        limit: Option<i32>,
+    ) -> Result<Vec<HashMap<String, AttributeValue>>> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.calls_table)
+                .index_name(index.name())
+                .key_condition_expression("#k = :k AND sort_at BETWEEN :since AND :until")
+                .expression_attribute_names("#k", index.key())
+                .expression_attribute_values(":k", AttributeValue::S(key.to_owned()))
+                .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
+                .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+                .scan_index_forward(false)
+                .set_limit(limit)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(storage)?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() || limit.is_some_and(|l| items.len() >= l as usize) {
+                return Ok(items);
+            }
+        }
     }
 
     /// Replaces a call record unconditionally (replay rebuilds records from their events).

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use callhook::EventType;
-use callhook::store::{EventItem, TYPE_QUARANTINE};
+use callhook::store::{EventItem, ListIndex, TYPE_QUARANTINE};
 use callhook_e2e::*;
 use serde_json::json;
 
@@ -54,6 +54,63 @@ async fn every_seed_fixture_becomes_its_expected_record() {
         Some("내일 오후 3시 예약 확인했습니다.")
     );
     assert_eq!(message.list_pk, "msg#clawops");
+    // The indexes list calls and messages by number, agent and time, without a scan.
+    let pks =
+        |items: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>| {
+            let mut pks: Vec<String> = items
+                .iter()
+                .map(|i| i["pk"].as_s().unwrap().clone())
+                .collect();
+            pks.sort();
+            pks
+        };
+    let from = stack
+        .store
+        .list(ListIndex::From, "01012345678", 0, i64::MAX, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        pks(from),
+        [
+            "clawops#CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d",
+            "clawops#msg#SM9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a",
+            "vox#3079f46c-d141-4cd9-805f-69f212136b66"
+        ]
+    );
+    let agent = stack
+        .store
+        .list(
+            ListIndex::Agent,
+            "1711241656808x745681686585854500",
+            0,
+            i64::MAX,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(pks(agent), ["synthflow#1711646262471x768387119913843100"]);
+    let clawops = stack
+        .store
+        .list(
+            ListIndex::Time,
+            "call#clawops",
+            1_779_323_000_000,
+            1_779_323_500_000,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        pks(clawops),
+        ["clawops#CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d"],
+        "time range excludes the later missed call"
+    );
+    let to = stack
+        .store
+        .list(ListIndex::To, "07052351234", 0, i64::MAX, Some(1))
+        .await
+        .unwrap();
+    assert_eq!(to.len(), 1);
     // One event item per canonical event: 7 Vox bodies give 8 (v1 call_ended gives two), 7 ClawOps,
     // Synthflow's completion 2.
     let events: Vec<EventItem> = stack.event_items().await;
