@@ -472,31 +472,28 @@ impl Store {
         until: i64,
         limit: Option<i32>,
     ) -> Result<Vec<HashMap<String, AttributeValue>>> {
+        let request = self
+            .client
+            .query()
+            .table_name(&self.calls_table)
+            .index_name(index.name())
+            .key_condition_expression("#k = :k AND sort_at BETWEEN :since AND :until")
+            .expression_attribute_names("#k", index.key())
+            .expression_attribute_values(":k", AttributeValue::S(key.to_owned()))
+            .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+            .scan_index_forward(false)
+            .set_limit(limit);
+        let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(0));
+        let mut pages = request.into_paginator().items().send();
         let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.calls_table)
-                .index_name(index.name())
-                .key_condition_expression("#k = :k AND sort_at BETWEEN :since AND :until")
-                .expression_attribute_names("#k", index.key())
-                .expression_attribute_values(":k", AttributeValue::S(key.to_owned()))
-                .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
-                .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
-                .scan_index_forward(false)
-                .set_limit(limit)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(storage)?;
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() || limit.is_some_and(|l| items.len() >= l as usize) {
-                return Ok(items);
+        while items.len() < limit {
+            match pages.next().await {
+                Some(item) => items.push(item.map_err(storage)?),
+                None => break,
             }
         }
+        Ok(items)
     }
 
     /// Replaces a call record unconditionally (replay rebuilds records from their events).
@@ -603,6 +600,8 @@ impl Store {
         pk: &str,
         prefix: &str,
     ) -> Result<Vec<HashMap<String, AttributeValue>>> {
+        // A plain loop rather than the SDK's paginator: the paginator's stream types make the
+        // stream functions' futures too deep for the compiler's default query limit.
         let mut items = Vec::new();
         let mut start = None;
         loop {
