@@ -2,7 +2,8 @@
 //! ingest handler the Lambda runs, and polls the events table's stream to run the stream
 //! handlers with the template's filters, retries and batch-failure semantics.
 
-use callhook::config::Config;
+use crate::state::{DevCredential, State};
+use callhook::config::{Config, OptOutPolicy};
 use callhook::handlers::{ingest, sdk_config};
 use callhook::local::template::create_tables;
 use callhook::local::{StreamRunner, streams_client};
@@ -18,8 +19,9 @@ use lambda_http::aws_lambda_events::query_map::QueryMap;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::io::IsTerminal;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,15 +30,16 @@ pub struct Args {
     /// Port to serve on (127.0.0.1).
     #[arg(long, env = "CALLHOOK_PORT", default_value_t = 3000)]
     port: u16,
-    /// Where the local stack writes its state (endpoint, tables, URLs) for the other commands.
-    #[arg(long, default_value = ".local/dev.json")]
+    /// Where the local stack writes its state (endpoint, tables, URLs, dev credentials) for the
+    /// other commands; removed on exit.
+    #[arg(long, env = "CALLHOOK_STATE", default_value = crate::state::DEFAULT_PATH)]
     state_file: PathBuf,
     /// How often the stream is polled, in milliseconds.
     #[arg(long, default_value_t = 250)]
     poll_ms: u64,
 }
 
-type Error = Box<dyn std::error::Error + Send + Sync>;
+use crate::Error;
 
 pub async fn run(args: Args) -> Result<(), Error> {
     tracing_subscriber::fmt()
@@ -45,6 +48,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     let endpoint = std::env::var("CALLHOOK_DYNAMODB_ENDPOINT")
         .map_err(|_| "CALLHOOK_DYNAMODB_ENDPOINT is not set (make dev sets it after starting DynamoDB Local)")?;
@@ -63,7 +67,14 @@ pub async fn run(args: Args) -> Result<(), Error> {
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let base = format!("http://{addr}");
     let urls = webhook_urls(&config, &base, &generated);
-    write_state(&args.state_file, &endpoint, &config, &base, &urls)?;
+    write_state(
+        &args.state_file,
+        &endpoint,
+        &config,
+        &base,
+        &urls,
+        &generated,
+    )?;
     print_banner(&endpoint, &config, &urls, &generated, &args.state_file);
 
     let poller = tokio::spawn(poll_forever(
@@ -137,25 +148,46 @@ fn webhook_urls(
 }
 
 fn write_state(
-    path: &PathBuf,
+    path: &Path,
     endpoint: &str,
     config: &Config,
     base: &str,
     urls: &[(String, String)],
+    generated: &HashMap<&str, String>,
 ) -> Result<(), Error> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let state = json!({
-        "dynamodb_endpoint": endpoint,
-        "events_table": config.events_table,
-        "calls_table": config.calls_table,
-        "base_url": base,
-        "webhooks": urls.iter().map(|(p, u)| (p.clone(), json!(u))).collect::<serde_json::Map<_, _>>(),
-        "pid": std::process::id(),
-    });
-    std::fs::write(path, serde_json::to_string_pretty(&state)? + "\n")?;
-    Ok(())
+    let dev_credentials = generated
+        .iter()
+        .map(|(provider, value)| {
+            let scheme = REGISTRY
+                .iter()
+                .find(|p| p.name() == *provider)
+                .map_or("token", |p| p.auth_defaults().scheme);
+            (
+                (*provider).to_owned(),
+                DevCredential {
+                    scheme: scheme.to_owned(),
+                    value: value.clone(),
+                },
+            )
+        })
+        .collect();
+    let state = State {
+        dynamodb_endpoint: endpoint.to_owned(),
+        events_table: config.events_table.clone(),
+        calls_table: config.calls_table.clone(),
+        base_url: base.to_owned(),
+        opt_out_policy: match config.opt_out_policy {
+            OptOutPolicy::Keep => "keep",
+            OptOutPolicy::Redact => "redact",
+        }
+        .to_owned(),
+        webhooks: urls.iter().cloned().collect(),
+        dev_credentials,
+        pid: std::process::id(),
+    };
+    state
+        .write(path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()).into())
 }
 
 fn print_banner(

@@ -1,15 +1,49 @@
-//! `callhook`: the command-line companion of the stack.
+//! `callhook`: the command-line companion of the stack. It runs the stack locally, sends signed
+//! webhooks, and reads, exports and replays what a stack stored, local or deployed.
 #![forbid(unsafe_code)]
 
+mod calls;
 mod dev;
+mod events;
+mod export;
+mod filter;
+mod output;
+mod quarantine;
+mod replay;
+mod send;
+mod stack;
+mod state;
 
 use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// Nothing matches what was asked for (exit status 3).
+#[derive(Debug)]
+pub struct NotFound(pub String);
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NotFound {}
 
 #[derive(Debug, Parser)]
 #[command(
     name = "callhook",
     version,
-    about = "Receive, verify and keep AI phone-agent webhooks"
+    about = "Receive, verify and keep the webhooks of AI phone agents",
+    after_help = "\
+Commands find the local stack (`make dev`) through .local/dev.json when run from the project \
+folder. For a deployed stack, name its tables with --events-table and --calls-table (or \
+CALLHOOK_EVENTS_TABLE and CALLHOOK_CALLS_TABLE, the stack outputs EventsTableName and \
+CallsTableName); credentials and region come from the standard AWS chain (AWS_PROFILE, \
+AWS_REGION, ...).
+
+Exit status: 0 done, 1 failed (or a delivery was refused), 2 bad arguments, 3 nothing found."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -19,11 +53,29 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole stack locally: the webhook routes on 127.0.0.1 and the stream functions,
-    /// on DynamoDB Local (`CALLHOOK_DYNAMODB_ENDPOINT`).
+    /// on DynamoDB Local (`make dev` starts it and runs this).
     Dev(dev::Args),
+    /// Post a webhook signed as its provider would (`--all`: every seed fixture).
+    Send(send::Args),
+    /// List calls or show one.
+    Calls {
+        #[command(subcommand)]
+        command: calls::Command,
+    },
+    /// Every stored event of a call, oldest first, with dedupe keys and raw bodies.
+    Events(events::Args),
+    /// Export call records as JSON lines or CSV.
+    Export(export::Args),
+    /// Rebuild call records from their stored raw events with today's parsers and merge.
+    Replay(replay::Args),
+    /// Payloads that were authenticated but unusable (answered 400/422), kept for inspection.
+    Quarantine {
+        #[command(subcommand)]
+        command: quarantine::Command,
+    },
 }
 
-fn main() -> std::process::ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -33,19 +85,29 @@ fn main() -> std::process::ExitCode {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("callhook: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::FAILURE;
         }
     };
     let result = runtime.block_on(async {
         match cli.command {
             Command::Dev(args) => dev::run(args).await,
+            Command::Send(args) => send::run(args).await,
+            Command::Calls { command } => calls::run(command).await,
+            Command::Events(args) => events::run(args).await,
+            Command::Export(args) => export::run(args).await,
+            Command::Replay(args) => replay::run(args).await,
+            Command::Quarantine { command } => quarantine::run(command).await,
         }
     });
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("callhook: {e}");
-            std::process::ExitCode::FAILURE
+            if e.is::<NotFound>() {
+                ExitCode::from(3)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -199,6 +199,16 @@ impl Store {
         }
     }
 
+    /// A store on the given tables, without event expiry (what the CLI reads and replays with).
+    pub fn with_tables(client: Client, events_table: &str, calls_table: &str) -> Self {
+        Self {
+            client,
+            events_table: events_table.to_owned(),
+            calls_table: calls_table.to_owned(),
+            retention_days: None,
+        }
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -374,39 +384,100 @@ impl Store {
 
     /// The call record with its transcript, wherever it is kept.
     pub async fn load_call(&self, provider: &str, call_id: &str) -> Result<Option<CallRecord>> {
-        let Some(item) = self.get_call(provider, call_id).await? else {
-            return Ok(None);
-        };
+        match self.get_call(provider, call_id).await? {
+            Some(item) => self.complete(item).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The record of a calls-table item, its transcript fetched back from the event that carried
+    /// it when it was too large for the item.
+    pub async fn complete(&self, item: CallItem) -> Result<CallRecord> {
         let mut record = item.record;
-        if item.transcript_external {
-            let source = record
-                .merge_sources
-                .get("transcript")
-                .cloned()
-                .unwrap_or_default();
-            let dedupe_key = source.rsplit('|').next().unwrap_or_default();
-            let key = crate::event::record_key(provider, EventType::CallStarted, call_id);
+        if !item.transcript_external {
+            return Ok(record);
+        }
+        let source = record
+            .merge_sources
+            .get("transcript")
+            .cloned()
+            .unwrap_or_default();
+        let dedupe_key = source.rsplit('|').next().unwrap_or_default();
+        let event_item = self
+            .get_event(&item.pk, &format!("ev#{dedupe_key}"))
+            .await?
+            .ok_or_else(|| {
+                Error::Storage(format!(
+                    "the event holding the transcript of {} is missing",
+                    item.pk
+                ))
+            })?;
+        let event = crate::handlers::stream::rebuild(self, &event_item).await?;
+        if let crate::event::EventData::Call(patch) = event.data {
+            record.transcript = patch.transcript.unwrap_or_default();
+        }
+        Ok(record)
+    }
+
+    /// One item of the events table.
+    pub async fn get_event(&self, pk: &str, sk: &str) -> Result<Option<EventItem>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.events_table)
+            .key("pk", AttributeValue::S(pk.to_owned()))
+            .key("sk", AttributeValue::S(sk.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(storage)?;
+        out.item.map(from_item).transpose()
+    }
+
+    /// The quarantined payloads of a provider (one partition; a Query, not a scan).
+    pub async fn quarantined(&self, provider: &str) -> Result<Vec<EventItem>> {
+        let pk = format!("{TYPE_QUARANTINE}#{provider}");
+        self.query_prefix(&self.events_table, &pk, "q#")
+            .await?
+            .into_iter()
+            .map(from_item)
+            .filter(|item: &Result<EventItem>| {
+                item.as_ref().map_or(true, |item| item.kind != TYPE_PART)
+            })
+            .collect()
+    }
+
+    /// The record keys (`<provider>#<call id>`) of every call that has events, read with a Scan
+    /// of the events table: only `callhook replay --from-events` walks the whole table, to find
+    /// calls whose record is missing altogether.
+    pub async fn call_keys_from_events(&self) -> Result<Vec<String>> {
+        let mut keys = std::collections::BTreeSet::new();
+        let mut start = None;
+        loop {
             let out = self
                 .client
-                .get_item()
+                .scan()
                 .table_name(&self.events_table)
-                .key("pk", AttributeValue::S(key))
-                .key("sk", AttributeValue::S(format!("ev#{dedupe_key}")))
-                .consistent_read(true)
+                .projection_expression("pk, #t")
+                .expression_attribute_names("#t", "type")
+                .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(storage)?;
-            let event_item: EventItem = from_item(out.item.ok_or_else(|| {
-                Error::Storage(format!(
-                    "the event holding the transcript of {provider}#{call_id} is missing"
-                ))
-            })?)?;
-            let event = crate::handlers::stream::rebuild(self, &event_item).await?;
-            if let crate::event::EventData::Call(patch) = event.data {
-                record.transcript = patch.transcript.unwrap_or_default();
+            for item in out.items.unwrap_or_default() {
+                let kind = item.get("type").and_then(|t| t.as_s().ok());
+                let is_call_event = kind
+                    .and_then(|k| EventType::parse(k))
+                    .is_some_and(|t| t != EventType::MessageReceived);
+                if let (true, Some(AttributeValue::S(pk))) = (is_call_event, item.get("pk")) {
+                    keys.insert(pk.clone());
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(keys.into_iter().collect());
             }
         }
-        Ok(Some(record))
     }
 
     pub async fn get_message(
@@ -496,19 +567,63 @@ impl Store {
         Ok(items)
     }
 
-    /// Replaces a call record unconditionally (replay rebuilds records from their events).
-    pub async fn replace_call(&self, record: CallRecord) -> Result<()> {
-        let version = self
-            .get_call(&record.provider, &record.call_id)
+    /// One page of the calls (not messages) whose `index` key equals `key`, with `sort_at` in
+    /// `[since, until]`, newest first: a Query on a global secondary index, never a scan. Pass
+    /// the returned key back as `start` for the next page; `None` means there is no next page.
+    pub async fn calls_page(
+        &self,
+        index: ListIndex,
+        key: &str,
+        (since, until): (i64, i64),
+        start: Option<HashMap<String, AttributeValue>>,
+    ) -> Result<(Vec<CallItem>, Option<HashMap<String, AttributeValue>>)> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.calls_table)
+            .index_name(index.name())
+            .key_condition_expression("#k = :k AND sort_at BETWEEN :since AND :until")
+            .expression_attribute_names("#k", index.key())
+            .expression_attribute_values(":k", AttributeValue::S(key.to_owned()))
+            .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(storage)?;
+        let calls = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|item| {
+                !item
+                    .get("list_pk")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|l| l.starts_with("msg#"))
+            })
+            .map(from_item)
+            .collect::<Result<Vec<CallItem>>>()?;
+        Ok((calls, out.last_evaluated_key))
+    }
+
+    /// Writes a rebuilt call record in place of the one read at `read_version` (`None`: there was
+    /// none). `Ok(false)` when the record changed in between (a merge ran): read and rebuild again.
+    pub async fn replace_call(
+        &self,
+        record: CallRecord,
+        read_version: Option<u64>,
+    ) -> Result<bool> {
+        let next = CallItem::new(record, read_version.map_or(1, |v| v + 1), false);
+        let condition = match read_version {
+            None => "attribute_not_exists(pk)".to_owned(),
+            Some(v) => format!("version = :v{v}"),
+        };
+        let values = read_version.map(|v| (format!(":v{v}"), AttributeValue::N(v.to_string())));
+        Ok(self
+            .put_with(&self.calls_table, &next, Some(&condition), values)
             .await?
-            .map_or(1, |item| item.version + 1);
-        self.put(
-            &self.calls_table,
-            &CallItem::new(record, version, false),
-            None,
-        )
-        .await?;
-        Ok(())
+            .is_none())
     }
 
     /// Stores a message record; a redelivery finds it there and changes nothing.

@@ -43,33 +43,13 @@ pub fn fixture(provider: &str, name: &str) -> Vec<u8> {
     .unwrap()
 }
 
-/// Every seed fixture, in a sensible delivery order per call.
+/// Every seed fixture, in a sensible delivery order per call (the list `callhook send --all`
+/// delivers).
 pub fn all_fixtures() -> Vec<(&'static str, &'static str)> {
-    let mut all: Vec<(&str, &str)> = Vec::new();
-    for name in [
-        "v2_call_started",
-        "v2_mid_call",
-        "v2_call_ended",
-        "v2_call_analyzed",
-        "v1_call_started",
-        "v1_mid_call",
-        "v1_call_ended",
-    ] {
-        all.push(("vox", name));
-    }
-    for name in [
-        "call_initiated",
-        "call_ringing",
-        "call_answered",
-        "call_completed",
-        "missed_call_initiated",
-        "missed_call_completed",
-        "message_received",
-    ] {
-        all.push(("clawops", name));
-    }
-    all.push(("synthflow", "completed"));
-    all
+    callhook::local::fixtures::ALL
+        .iter()
+        .map(|f| (f.provider, f.name))
+        .collect()
 }
 
 pub fn default_vars() -> Vec<(String, String)> {

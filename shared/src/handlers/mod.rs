@@ -24,24 +24,30 @@ pub async fn sdk_config_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
         .operation_attempt_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(4))
         .build();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+    sdk_loader(endpoint)
         .timeout_config(timeouts)
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3));
-    if let Some(endpoint) = endpoint {
-        // DynamoDB Local accepts any credentials and region; it needs some all the same.
-        let credentials = aws_sdk_dynamodb::config::Credentials::new(
-            "local",
-            "local",
-            None,
-            None,
-            "callhook-local",
-        );
-        loader = loader
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+        .load()
+        .await
+}
+
+/// The SDK configuration loader: the standard AWS chain (credentials, region), or DynamoDB Local
+/// at `endpoint`, which takes any credentials and region but needs some all the same.
+pub fn sdk_loader(endpoint: Option<&str>) -> aws_config::ConfigLoader {
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    match endpoint {
+        Some(endpoint) => loader
             .endpoint_url(endpoint)
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(credentials);
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "callhook-local",
+            )),
+        None => loader,
     }
-    loader.load().await
 }
 
 /// Config and store, built once per cold start.

@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::event::{CanonicalEvent, DeliveryContext, EventData, EventType};
 use crate::privacy;
 use crate::provider;
+use crate::record::CallRecord;
 use crate::store::{EventItem, Store};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -126,4 +127,57 @@ pub fn rebuild_from_body(item: &EventItem, body: &[u8]) -> Result<CanonicalEvent
     // The key it was stored under (a Standard Webhooks delivery id, if any, is not in the body).
     event.dedupe_key.clone_from(&item.dedupe_key);
     Ok(event)
+}
+
+/// A call record rebuilt from its stored events.
+#[derive(Debug)]
+pub struct Rebuilt {
+    /// `None` when none of the call's events could be read.
+    pub record: Option<CallRecord>,
+    /// Events folded into the record.
+    pub events: usize,
+    /// Events today's parser rejects: their sort key and why.
+    pub unreadable: Vec<(String, Error)>,
+}
+
+/// Rebuilds a call record (`<provider>#<call id>`) from its stored raw events with today's
+/// parsers and merge, as if each were delivered again: the record the stream functions would
+/// build. `callhook replay` writes it after a parser fix.
+pub async fn rebuild_call(
+    policy: OptOutPolicy,
+    store: &Store,
+    record_key: &str,
+) -> Result<Rebuilt> {
+    let mut events = Vec::new();
+    let mut unreadable = Vec::new();
+    for item in store.events_of(record_key).await? {
+        if item
+            .event_type()
+            .is_none_or(|t| t == EventType::MessageReceived)
+        {
+            continue;
+        }
+        match rebuild(store, &item).await {
+            Ok(event) if event.record_key() == record_key => events.push(event),
+            Ok(event) => unreadable.push((
+                item.sk,
+                Error::Unusable(format!(
+                    "The stored body now names another call ({}).",
+                    event.record_key()
+                )),
+            )),
+            // A storage failure is not the event's fault: the whole rebuild fails.
+            Err(error @ Error::Storage(_)) => return Err(error),
+            Err(error) => unreadable.push((item.sk, error)),
+        }
+    }
+    let mut record = CallRecord::from_events(&events);
+    if let (Some(record), OptOutPolicy::Redact) = (&mut record, policy) {
+        privacy::redact_opted_out(record);
+    }
+    Ok(Rebuilt {
+        record,
+        events: events.len(),
+        unreadable,
+    })
 }

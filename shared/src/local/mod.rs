@@ -1,6 +1,7 @@
 //! The local stack's parts that AWS provides in the cloud: table creation from the template and
 //! the stream → function plumbing. Used by `make dev`, the CLI and the end-to-end tests.
 
+pub mod fixtures;
 pub mod runner;
 pub mod template;
 

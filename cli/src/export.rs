@@ -1,0 +1,189 @@
+//! `callhook export --format jsonl|csv`: the call records, for analysis elsewhere.
+
+use crate::Error;
+use crate::filter::FilterArgs;
+use crate::output::{progress, rfc3339};
+use crate::stack::StackArgs;
+use callhook::record::CallRecord;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Format {
+    /// One JSON record (the contract) per line.
+    Jsonl,
+    /// One row per call, the main fields as columns (times in RFC 3339, UTC).
+    Csv,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[arg(long, value_enum)]
+    format: Format,
+    /// Write here instead of to standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    filter: FilterArgs,
+    #[command(flatten)]
+    stack: StackArgs,
+}
+
+/// The CSV columns, in order.
+pub const CSV_COLUMNS: [&str; 25] = [
+    "provider",
+    "call_id",
+    "agent_id",
+    "agent_version",
+    "direction",
+    "from_number",
+    "to_number",
+    "status",
+    "outcome",
+    "missed",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "end_reason",
+    "recording_url",
+    "cost_amount",
+    "cost_unit",
+    "summary",
+    "sentiment",
+    "transcript_turns",
+    "transcript",
+    "events",
+    "first_event_at",
+    "last_event_at",
+    "sensitive_data_opt_out",
+];
+
+pub async fn run(args: Args) -> Result<(), Error> {
+    let stack = args.stack.connect().await?;
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    if let Format::Csv = args.format {
+        writeln!(out, "{}", CSV_COLUMNS.join(","))?;
+    }
+    let bar = progress(None, "calls");
+    let mut selection = args.filter.select(&stack.store);
+    let mut count = 0u64;
+    while let Some(item) = selection.next().await? {
+        let record = stack.store.complete(item).await?;
+        write_record(&mut out, args.format, &record)?;
+        count += 1;
+        bar.inc(1);
+    }
+    out.flush()?;
+    bar.finish_and_clear();
+    let to = args
+        .output
+        .as_ref()
+        .map_or("standard output".to_owned(), |p| p.display().to_string());
+    eprintln!("Exported {count} calls to {to}.");
+    Ok(())
+}
+
+fn write_record(out: &mut dyn Write, format: Format, record: &CallRecord) -> Result<(), Error> {
+    match format {
+        Format::Jsonl => {
+            serde_json::to_writer(&mut *out, &record.to_contract_json())?;
+            out.write_all(b"\n")?;
+        }
+        Format::Csv => {
+            let row = csv_row(record);
+            let cells: Vec<String> = row.iter().map(|cell| csv_quote(cell)).collect();
+            writeln!(out, "{}", cells.join(","))?;
+        }
+    }
+    Ok(())
+}
+
+/// The record's cells, in [`CSV_COLUMNS`] order.
+pub fn csv_row(r: &CallRecord) -> [String; CSV_COLUMNS.len()] {
+    let text = |v: Option<&String>| v.cloned().unwrap_or_default();
+    let number = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+    let agent = r.agent.clone().unwrap_or_default();
+    let analysis = r.analysis.clone().unwrap_or_default();
+    let status = r
+        .status
+        .and_then(|s| serde_json::to_value(s).ok())
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let transcript = serde_json::to_string(&r.transcript).unwrap_or_default();
+    [
+        r.provider.clone(),
+        r.call_id.clone(),
+        text(agent.id.as_ref()),
+        text(agent.version.as_ref()),
+        text(r.direction.as_ref()),
+        text(r.from_number.as_ref()),
+        text(r.to_number.as_ref()),
+        status,
+        text(r.outcome.as_ref()),
+        r.missed.to_string(),
+        rfc3339(r.started_at),
+        rfc3339(r.ended_at),
+        number(r.duration_ms),
+        text(r.end_reason.as_ref()),
+        text(r.recording_url.as_ref()),
+        r.cost
+            .as_ref()
+            .map(|c| c.amount.to_string())
+            .unwrap_or_default(),
+        r.cost.as_ref().map(|c| c.unit.clone()).unwrap_or_default(),
+        text(analysis.summary.as_ref()),
+        text(analysis.sentiment.as_ref()),
+        r.transcript.len().to_string(),
+        if r.transcript.is_empty() {
+            String::new()
+        } else {
+            transcript
+        },
+        r.events
+            .iter()
+            .map(|e| e.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        rfc3339(r.first_event_at),
+        rfc3339(r.last_event_at),
+        r.sensitive_data_opt_out
+            .map(|b| b.to_string())
+            .unwrap_or_default(),
+    ]
+}
+
+/// RFC 4180: a cell with a comma, quote or line break is quoted, its quotes doubled.
+fn csv_quote(cell: &str) -> String {
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_only_when_needed() {
+        assert_eq!(csv_quote("plain"), "plain");
+        assert_eq!(csv_quote("a,b"), "\"a,b\"");
+        assert_eq!(csv_quote("say \"hi\"\nbye"), "\"say \"\"hi\"\"\nbye\"");
+    }
+
+    #[test]
+    fn a_row_has_one_cell_per_column() {
+        let record = CallRecord::new("vox", "c1");
+        let row = csv_row(&record);
+        assert_eq!(row[0], "vox");
+        assert_eq!(row[1], "c1");
+        assert_eq!(row[9], "false");
+    }
+}

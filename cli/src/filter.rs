@@ -1,0 +1,228 @@
+//! Which calls a command works on: `--provider`, `--agent`, `--number`, `--since`, `--until`,
+//! `--status`, `--missed`. Calls are found through the calls table's indexes (by agent, by number,
+//! else by time per provider); a scan is never needed.
+
+use crate::Error;
+use aws_sdk_dynamodb::types::AttributeValue;
+use callhook::provider::REGISTRY;
+use callhook::store::{CallItem, ListIndex, Store};
+use std::collections::{HashMap, HashSet, VecDeque};
+
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct FilterArgs {
+    /// Only this provider's calls.
+    #[arg(long, value_parser = provider_names())]
+    pub provider: Option<String>,
+    /// Only calls handled by this agent id.
+    #[arg(long, value_name = "ID")]
+    pub agent: Option<String>,
+    /// Only calls from or to this number, as the provider sent it (for example +14155550123).
+    #[arg(long, value_name = "NUMBER")]
+    pub number: Option<String>,
+    /// Only calls started at or after this time: RFC 3339, a date (UTC), unix milliseconds, or an
+    /// age such as 30m, 12h or 7d.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<i64>,
+    /// Only calls started at or before this time (same forms as --since).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<i64>,
+    /// Only calls in this state.
+    #[arg(long, value_parser = ["queued", "initiated", "ringing", "in_progress", "ended"])]
+    pub status: Option<String>,
+    /// Only inbound calls that ended unanswered.
+    #[arg(long)]
+    pub missed: bool,
+}
+
+pub fn provider_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(REGISTRY.iter().map(|p| p.name()))
+}
+
+impl FilterArgs {
+    /// The index queries that together hold every matching call.
+    fn queries(&self) -> Vec<(ListIndex, String)> {
+        if let Some(agent) = &self.agent {
+            return vec![(ListIndex::Agent, agent.clone())];
+        }
+        if let Some(number) = &self.number {
+            return vec![
+                (ListIndex::From, number.clone()),
+                (ListIndex::To, number.clone()),
+            ];
+        }
+        REGISTRY
+            .iter()
+            .map(|p| p.name())
+            .filter(|name| self.provider.as_deref().is_none_or(|p| p == *name))
+            .map(|name| (ListIndex::Time, format!("call#{name}")))
+            .collect()
+    }
+
+    /// Whether a call the index returned passes the filters the index did not apply.
+    pub fn keeps(&self, item: &CallItem) -> bool {
+        let record = &item.record;
+        self.provider
+            .as_deref()
+            .is_none_or(|p| record.provider == p)
+            && self
+                .agent
+                .as_deref()
+                .is_none_or(|a| item.agent_id.as_deref() == Some(a))
+            && self.number.as_deref().is_none_or(|n| {
+                record.from_number.as_deref() == Some(n) || record.to_number.as_deref() == Some(n)
+            })
+            && self.status.as_deref().is_none_or(|s| {
+                serde_json::to_value(record.status).is_ok_and(|v| v.as_str() == Some(s))
+            })
+            && (!self.missed || record.missed)
+    }
+
+    /// Every matching call, one at a time.
+    pub fn select<'a>(&'a self, store: &'a Store) -> Selection<'a> {
+        Selection {
+            filter: self,
+            store,
+            queries: self.queries().into(),
+            start: None,
+            page: VecDeque::new(),
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The newest `limit` matching calls, newest first.
+    pub async fn newest(&self, store: &Store, limit: usize) -> Result<Vec<CallItem>, Error> {
+        // Each index query is newest first, so the newest `limit` overall are among the first
+        // `limit` of each.
+        let mut found: Vec<CallItem> = Vec::new();
+        for query in self.queries() {
+            let mut selection = Selection {
+                queries: VecDeque::from([query]),
+                ..self.select(store)
+            };
+            let mut taken = 0;
+            while taken < limit {
+                let Some(item) = selection.next().await? else {
+                    break;
+                };
+                if !found.iter().any(|f| f.pk == item.pk) {
+                    found.push(item);
+                    taken += 1;
+                }
+            }
+        }
+        found.sort_by(|a, b| b.sort_at.cmp(&a.sort_at).then_with(|| a.pk.cmp(&b.pk)));
+        found.truncate(limit);
+        Ok(found)
+    }
+}
+
+/// The calls a filter selects, read page by page from the indexes as they are asked for.
+pub struct Selection<'a> {
+    filter: &'a FilterArgs,
+    store: &'a Store,
+    queries: VecDeque<(ListIndex, String)>,
+    /// Where the current query's next page starts.
+    start: Option<HashMap<String, AttributeValue>>,
+    page: VecDeque<CallItem>,
+    /// Calls already handed out: a call from and to the same number is in two queries.
+    seen: HashSet<String>,
+}
+
+impl Selection<'_> {
+    pub async fn next(&mut self) -> Result<Option<CallItem>, Error> {
+        let range = (
+            self.filter.since.unwrap_or(0),
+            self.filter.until.unwrap_or(i64::MAX),
+        );
+        loop {
+            while let Some(item) = self.page.pop_front() {
+                if self.filter.keeps(&item) && self.seen.insert(item.pk.clone()) {
+                    return Ok(Some(item));
+                }
+            }
+            let Some((index, key)) = self.queries.front().cloned() else {
+                return Ok(None);
+            };
+            let (items, next) = self
+                .store
+                .calls_page(index, &key, range, self.start.take())
+                .await?;
+            self.page.extend(items);
+            match next {
+                Some(start) => self.start = Some(start),
+                None => {
+                    self.queries.pop_front();
+                }
+            }
+        }
+    }
+}
+
+/// A point in time from the command line, as unix ms.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let now_ms = || {
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or_default(),
+        )
+        .unwrap_or(i64::MAX)
+    };
+    if let Some((number, unit)) = text
+        .char_indices()
+        .last()
+        .map(|(i, c)| (&text[..i], c))
+        .filter(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    {
+        let unit_ms: i64 = match unit {
+            's' => 1_000,
+            'm' => 60_000,
+            'h' => 3_600_000,
+            'd' => 86_400_000,
+            'w' => 604_800_000,
+            _ => 0,
+        };
+        if unit_ms > 0 {
+            let amount: i64 = number
+                .parse()
+                .map_err(|_| "the age is too large".to_owned())?;
+            return Ok(now_ms().saturating_sub(amount.saturating_mul(unit_ms)));
+        }
+    }
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map_err(|_| "the number is too large".to_owned());
+    }
+    let iso = if text.len() == 10 {
+        format!("{text}T00:00:00Z")
+    } else {
+        text.to_owned()
+    };
+    callhook::timefmt::iso8601_to_ms(&iso).ok_or_else(|| {
+        format!(
+            "`{text}` is not a time: use RFC 3339 (2026-11-21T09:30:00Z), a date (2026-11-21), \
+             unix milliseconds, or an age (30m, 12h, 7d)"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_in_every_documented_form() {
+        assert_eq!(parse_time("1700000000123"), Ok(1_700_000_000_123));
+        assert_eq!(parse_time("2023-11-14T22:13:20Z"), Ok(1_700_000_000_000));
+        assert_eq!(parse_time("2023-11-14"), Ok(1_699_920_000_000));
+        let age = parse_time("2h").unwrap();
+        let expected = parse_time("0s").unwrap() - 7_200_000;
+        assert!((age - expected).abs() < 1_000);
+        assert!(parse_time("yesterday").is_err());
+        assert!(parse_time("5y").is_err());
+        assert!(parse_time("").is_err());
+    }
+}

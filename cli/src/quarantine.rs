@@ -1,0 +1,124 @@
+//! `callhook quarantine list|show`: payloads that were authenticated but could not be used (they
+//! were answered 400 or 422, and kept here for inspection).
+
+use crate::filter::provider_names;
+use crate::output::{Table, datetime, print_json};
+use crate::stack::StackArgs;
+use crate::{Error, NotFound};
+use callhook::provider::REGISTRY;
+use callhook::store::TYPE_QUARANTINE;
+use serde_json::{Value, json};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// List quarantined payloads, newest first.
+    List(ListArgs),
+    /// One quarantined payload: why it was refused, and its raw body.
+    Show(ShowArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only this provider's payloads.
+    #[arg(long, value_parser = provider_names())]
+    provider: Option<String>,
+    /// Print them as a JSON array.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    stack: StackArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    #[arg(value_parser = provider_names())]
+    provider: String,
+    /// The payload's id, as `quarantine list` prints it.
+    id: String,
+    /// Print it as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    stack: StackArgs,
+}
+
+pub async fn run(command: Command) -> Result<(), Error> {
+    match command {
+        Command::List(args) => list(args).await,
+        Command::Show(args) => show(args).await,
+    }
+}
+
+async fn list(args: ListArgs) -> Result<(), Error> {
+    let stack = args.stack.connect().await?;
+    let mut items = Vec::new();
+    for provider in REGISTRY {
+        if args
+            .provider
+            .as_deref()
+            .is_none_or(|p| p == provider.name())
+        {
+            items.extend(stack.store.quarantined(provider.name()).await?);
+        }
+    }
+    items.sort_by_key(|item| std::cmp::Reverse(item.received_at));
+    if args.json {
+        print_json(&Value::Array(
+            items
+                .iter()
+                .map(|item| {
+                    json!({
+                        "provider": item.provider,
+                        "id": item.dedupe_key,
+                        "received_at": item.received_at,
+                        "error": item.error,
+                    })
+                })
+                .collect(),
+        ));
+        return Ok(());
+    }
+    if items.is_empty() {
+        eprintln!("Nothing in quarantine.");
+        return Ok(());
+    }
+    let mut table = Table::new(&["RECEIVED (UTC)", "PROVIDER", "ID", "WHY"]);
+    for item in items {
+        table.row(vec![
+            datetime(Some(item.received_at)),
+            item.provider,
+            item.dedupe_key,
+            item.error.unwrap_or_default(),
+        ]);
+    }
+    print!("{}", table.render());
+    Ok(())
+}
+
+async fn show(args: ShowArgs) -> Result<(), Error> {
+    let stack = args.stack.connect().await?;
+    let pk = format!("{TYPE_QUARANTINE}#{}", args.provider);
+    let id = args.id.trim_start_matches("q#");
+    let item = stack
+        .store
+        .get_event(&pk, &format!("q#{id}"))
+        .await?
+        .ok_or_else(|| NotFound(format!("no quarantined {} payload {id}", args.provider)))?;
+    let body = stack.store.load_body(&item).await?;
+    let text = String::from_utf8_lossy(&body);
+    if args.json {
+        print_json(&json!({
+            "provider": item.provider,
+            "id": item.dedupe_key,
+            "received_at": item.received_at,
+            "error": item.error,
+            "body": text,
+        }));
+    } else {
+        println!("{} payload {}", item.provider, item.dedupe_key);
+        println!("  received  {} UTC", datetime(Some(item.received_at)));
+        println!("  why       {}", item.error.unwrap_or_default());
+        println!("\n{}", text.trim_end());
+    }
+    Ok(())
+}

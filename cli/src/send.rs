@@ -1,0 +1,321 @@
+//! `callhook send`: posts a payload to a callhook stack the way its provider would, signed with
+//! the provider's scheme. `--all` posts every seed fixture: the demo in one line.
+
+use crate::Error;
+use crate::filter::provider_names;
+use crate::output::print_json;
+use crate::state::State;
+use callhook::auth::Signature;
+use callhook::config::Config;
+use callhook::local::fixtures::{self, Fixture};
+use callhook::provider::REGISTRY;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = after_help())]
+pub struct Args {
+    /// The provider whose webhook this is.
+    #[arg(value_parser = provider_names(), required_unless_present = "all")]
+    provider: Option<String>,
+    /// A JSON file, or the name of a seed fixture (see below).
+    #[arg(required_unless_present = "all", value_name = "FIXTURE_OR_FILE")]
+    payload: Option<String>,
+    /// Send every seed fixture, each call's events in order.
+    #[arg(long, conflicts_with_all = ["provider", "payload", "secret", "token"])]
+    all: bool,
+    /// The webhook URL, or the stack's base URL (`/webhooks/<provider>` is added). Default: the
+    /// local stack's.
+    #[arg(long, env = "CALLHOOK_URL")]
+    url: Option<String>,
+    /// The signing secret, for providers that sign (default: CALLHOOK_<PROVIDER>_SECRETS, else the
+    /// local stack's dev secret).
+    #[arg(long, conflicts_with = "token")]
+    secret: Option<String>,
+    /// The URL token, for providers authenticated by token (default: CALLHOOK_<PROVIDER>_TOKENS,
+    /// else the local stack's dev token).
+    #[arg(long)]
+    token: Option<String>,
+    /// Print each delivery's answer as JSON.
+    #[arg(long)]
+    json: bool,
+    /// The local stack's state file (its URL and dev credentials).
+    #[arg(long, env = "CALLHOOK_STATE", default_value = crate::state::DEFAULT_PATH, value_name = "FILE")]
+    state: PathBuf,
+}
+
+fn after_help() -> String {
+    let mut help = String::from("Seed fixtures:\n");
+    for provider in REGISTRY {
+        let names: Vec<&str> = fixtures::ALL
+            .iter()
+            .filter(|f| f.provider == provider.name())
+            .map(|f| f.name)
+            .collect();
+        help.push_str(&format!("  {:<10} {}\n", provider.name(), names.join(", ")));
+    }
+    help
+}
+
+/// One delivery to make.
+struct Delivery {
+    provider: String,
+    /// The fixture name or the file.
+    source: String,
+    body: Vec<u8>,
+}
+
+pub async fn run(args: Args) -> Result<(), Error> {
+    let state = State::read(&args.state)?;
+    let deliveries = deliveries(&args)?;
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(
+        hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()?
+            .https_or_http()
+            .enable_http1()
+            .build(),
+    );
+    let mut answers = Vec::new();
+    let mut rejected = 0;
+    for delivery in &deliveries {
+        let url = webhook_url(args.url.as_deref(), state.as_ref(), &delivery.provider)?;
+        let signed = sign(&args, state.as_ref(), &delivery.provider, &delivery.body)?;
+        let mut target = url.clone();
+        let mut request = hyper::Request::post(&url).header("content-type", "application/json");
+        match signed {
+            Signature::Headers(headers) => {
+                for (name, value) in headers {
+                    request = request.header(name, value);
+                }
+            }
+            Signature::QueryToken(token) => {
+                target = format!(
+                    "{url}{}token={}",
+                    if url.contains('?') { '&' } else { '?' },
+                    encode(&token)
+                );
+            }
+            Signature::Nothing => {}
+        }
+        let request = request
+            .uri(&target)
+            .body(Full::new(Bytes::from(delivery.body.clone())))?;
+        let (status, body) =
+            match tokio::time::timeout(Duration::from_secs(15), client.request(request)).await {
+                Ok(Ok(response)) => {
+                    let status = response.status().as_u16();
+                    let bytes = response.into_body().collect().await?.to_bytes();
+                    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&bytes).into_owned())
+                    });
+                    (status, body)
+                }
+                Ok(Err(e)) => return Err(unreachable(&url, &e.to_string())),
+                Err(_) => return Err(unreachable(&url, "no answer within 15 s")),
+            };
+        if !(200..300).contains(&status) {
+            rejected += 1;
+        }
+        if !args.json {
+            println!("{}", line(delivery, status, &body));
+        }
+        answers.push(json!({
+            "provider": delivery.provider,
+            "source": delivery.source,
+            "url": url,
+            "status": status,
+            "response": body,
+        }));
+    }
+    if args.json {
+        print_json(&Value::Array(answers));
+    } else if deliveries.len() > 1 {
+        eprintln!(
+            "\n{} sent, {} accepted, {rejected} refused. See them with: callhook calls list",
+            deliveries.len(),
+            deliveries.len() - rejected
+        );
+    }
+    if rejected > 0 {
+        return Err(format!("{rejected} of {} deliveries were refused", deliveries.len()).into());
+    }
+    Ok(())
+}
+
+fn deliveries(args: &Args) -> Result<Vec<Delivery>, Error> {
+    let from_fixture = |f: &Fixture| Delivery {
+        provider: f.provider.to_owned(),
+        source: format!("{}/{}", f.provider, f.name),
+        body: f.body.to_vec(),
+    };
+    if args.all {
+        return Ok(fixtures::ALL.iter().map(from_fixture).collect());
+    }
+    let (Some(provider), Some(payload)) = (&args.provider, &args.payload) else {
+        return Err("name a provider and a payload, or use --all".into());
+    };
+    let path = Path::new(payload);
+    if path.is_file() {
+        let body = std::fs::read(path).map_err(|e| format!("cannot read {payload}: {e}"))?;
+        return Ok(vec![Delivery {
+            provider: provider.clone(),
+            source: payload.clone(),
+            body,
+        }]);
+    }
+    match fixtures::find(provider, payload) {
+        Some(fixture) => Ok(vec![from_fixture(fixture)]),
+        None => Err(format!(
+            "`{payload}` is neither a file nor a seed fixture of {provider}; its fixtures: {}",
+            fixtures::ALL
+                .iter()
+                .filter(|f| f.provider == provider)
+                .map(|f| f.name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+        .into()),
+    }
+}
+
+/// The provider's webhook URL, without any token.
+fn webhook_url(url: Option<&str>, state: Option<&State>, provider: &str) -> Result<String, Error> {
+    let base = match (url, state) {
+        (Some(url), _) => url.trim_end_matches('/').to_owned(),
+        (None, Some(state)) => state.base_url.trim_end_matches('/').to_owned(),
+        (None, None) => {
+            return Err(
+                "no callhook stack to send to: start the local one with `make dev` (from \
+                        the project folder), or pass --url with a deployed stack's webhook URL"
+                    .into(),
+            );
+        }
+    };
+    let (path, query) = base.split_once('?').unwrap_or((&base, ""));
+    let path = if path.contains("/webhooks/") {
+        path.to_owned()
+    } else {
+        format!("{path}/webhooks/{provider}")
+    };
+    Ok(if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{query}")
+    })
+}
+
+/// The provider's signature: its scheme and credentials from the flags, else the environment
+/// (`CALLHOOK_<PROVIDER>_*`, as the stack reads them), else the local stack's dev credentials.
+fn sign(
+    args: &Args,
+    state: Option<&State>,
+    provider: &str,
+    body: &[u8],
+) -> Result<Signature, Error> {
+    let prefix = format!("CALLHOOK_{}", provider.to_ascii_uppercase());
+    let env = |suffix: &str| {
+        std::env::var(format!("{prefix}_{suffix}"))
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+    };
+    let dev = state.and_then(|s| s.dev_credentials.get(provider));
+    let scheme = env("AUTH").or_else(|| dev.map(|d| d.scheme.clone()));
+    let secrets = args
+        .secret
+        .clone()
+        .or_else(|| env("SECRETS"))
+        .or_else(|| dev.filter(|d| d.scheme != "token").map(|d| d.value.clone()));
+    let tokens = args
+        .token
+        .clone()
+        .or_else(|| env("TOKENS"))
+        .or_else(|| dev.filter(|d| d.scheme == "token").map(|d| d.value.clone()));
+    let mut vars = Vec::new();
+    for (suffix, value) in [("AUTH", scheme), ("SECRETS", secrets), ("TOKENS", tokens)] {
+        if let Some(value) = value {
+            vars.push((format!("{prefix}_{suffix}"), value));
+        }
+    }
+    let config = Config::from_vars(vars)?;
+    let Ok(provider_config) = config.provider(provider) else {
+        return Err(format!(
+            "no credentials for {provider}: pass --secret or --token, set {prefix}_SECRETS or \
+             {prefix}_TOKENS, or run `make dev`, whose dev credentials are in {}",
+            args.state.display()
+        )
+        .into());
+    };
+    // A delivery id derived from the body: sending the same payload again is a redelivery.
+    let id = format!("msg_{}", hex::encode(&Sha256::digest(body)[..12]));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    Ok(provider_config.verifier.sign(body, &id, now))
+}
+
+/// Percent-encodes a query value.
+fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn unreachable(url: &str, why: &str) -> Error {
+    format!("cannot reach {url}: {why} (is the stack running? `make dev` starts the local one)")
+        .into()
+}
+
+fn line(delivery: &Delivery, status: u16, body: &Value) -> String {
+    let what = if (200..300).contains(&status) {
+        if body["duplicate"] == true {
+            "duplicate".to_owned()
+        } else {
+            "stored".to_owned()
+        }
+    } else {
+        format!(
+            "{}: {}",
+            body["error"].as_str().unwrap_or("refused"),
+            body["message"].as_str().unwrap_or_default()
+        )
+    };
+    format!("{:<32} {status} {what}", delivery.source)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_take_a_base_or_a_full_webhook_url() {
+        let url = |u: &str| webhook_url(Some(u), None, "vox").unwrap();
+        assert_eq!(
+            url("http://127.0.0.1:3000"),
+            "http://127.0.0.1:3000/webhooks/vox"
+        );
+        assert_eq!(url("https://x.example/"), "https://x.example/webhooks/vox");
+        assert_eq!(
+            url("https://x.example/webhooks/vox?token=a"),
+            "https://x.example/webhooks/vox?token=a"
+        );
+        assert!(webhook_url(None, None, "vox").is_err());
+    }
+
+    #[test]
+    fn tokens_are_percent_encoded() {
+        assert_eq!(encode("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+        assert_eq!(encode("dev-0a1B_~."), "dev-0a1B_~.");
+    }
+}
