@@ -5,6 +5,10 @@
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod http;
+pub mod logs;
+pub mod traffic;
+
 use base64::Engine;
 use callhook::auth::Signature;
 use callhook::config::Config;
@@ -20,6 +24,28 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub const VOX_TOKEN: &str = "vox-e2e-token";
 pub const SYNTHFLOW_TOKEN: &str = "synthflow-e2e-token";
 pub const CLAWOPS_SECRET: &str = "whsec_clawops_e2e";
+
+/// Each call of the seed fixtures, and its snapshot in `tests/fixtures/expected/e2e/`.
+pub const SEED_CALLS: [(&str, &str, &str); 4] = [
+    ("vox", "3079f46c-d141-4cd9-805f-69f212136b66", "vox"),
+    (
+        "clawops",
+        "CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d",
+        "clawops_answered",
+    ),
+    (
+        "clawops",
+        "CA0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+        "clawops_missed",
+    ),
+    ("synthflow", "1711646262471x768387119913843100", "synthflow"),
+];
+
+/// A seed call's expected record (its snapshot).
+pub fn snapshot(name: &str) -> Value {
+    let path = repo_root().join(format!("tests/fixtures/expected/e2e/{name}.json"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
 
 /// The shared DynamoDB Local of this test run.
 pub fn endpoint() -> String {
@@ -71,6 +97,8 @@ pub struct Reply {
 
 #[derive(Debug)]
 pub struct Stack {
+    /// The `CALLHOOK_*` variables it was configured with, table names included.
+    pub vars: Vec<(String, String)>,
     pub config: Config,
     pub store: Store,
     pub runner: StreamRunner,
@@ -93,7 +121,7 @@ impl Stack {
         );
         vars.push(("CALLHOOK_EVENTS_TABLE".into(), format!("events-{unique}")));
         vars.push(("CALLHOOK_CALLS_TABLE".into(), format!("calls-{unique}")));
-        let config = Config::from_vars(vars).unwrap();
+        let config = Config::from_vars(vars.clone()).unwrap();
         let sdk = sdk_config_for(Some(endpoint)).await;
         let client = aws_sdk_dynamodb::Client::new(&sdk);
         create_tables(&client, &config.events_table, &config.calls_table)
@@ -105,6 +133,7 @@ impl Stack {
             .unwrap();
         runner.retry_delay = std::time::Duration::from_millis(10);
         Self {
+            vars,
             config,
             store,
             runner,
@@ -128,20 +157,7 @@ impl Stack {
 
     /// The headers and query token a genuine sender would attach.
     pub fn sign(&self, provider: &str, body: &[u8]) -> (Vec<(String, String)>, Option<String>) {
-        let Ok(provider) = self.config.provider(provider) else {
-            return (vec![], None);
-        };
-        match provider.verifier.sign(body, "msg_e2e", now_secs()) {
-            Signature::Headers(headers) => (
-                headers
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect(),
-                None,
-            ),
-            Signature::QueryToken(token) => (vec![], Some(token)),
-            _ => (vec![], None),
-        }
+        sign(&self.config, provider, body)
     }
 
     /// One API Gateway HTTP API (payload v2) request through the ingest handler.
@@ -204,6 +220,28 @@ impl Stack {
             .collect::<Result<Vec<_>, _>>()
             .await
             .unwrap()
+    }
+}
+
+/// The headers and query token a genuine sender of `provider` would attach under `config`.
+pub fn sign(
+    config: &Config,
+    provider: &str,
+    body: &[u8],
+) -> (Vec<(String, String)>, Option<String>) {
+    let Ok(provider) = config.provider(provider) else {
+        return (vec![], None);
+    };
+    match provider.verifier.sign(body, "msg_e2e", now_secs()) {
+        Signature::Headers(headers) => (
+            headers
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+            None,
+        ),
+        Signature::QueryToken(token) => (vec![], Some(token)),
+        Signature::Nothing => (vec![], None),
     }
 }
 
@@ -285,4 +323,74 @@ pub fn assert_snapshot(name: &str, actual: &Value) {
     }
     let expected: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(actual, &expected, "snapshot {name}");
+}
+
+/// A DynamoDB Local of this test's own, persisted on disk, that can be stopped and restarted.
+#[derive(Debug)]
+pub struct OwnDynamoDb {
+    dir: std::path::PathBuf,
+    pidfile: std::path::PathBuf,
+    pub port: String,
+}
+
+impl OwnDynamoDb {
+    /// Starts one persisted in `dir` (on `port`, to restart a stopped one).
+    pub fn start(dir: &std::path::Path, port: Option<&str>) -> (Self, String) {
+        Self::launch(dir, port, true)
+    }
+
+    /// Starts one in memory, its pid file in `dir`: a suite that writes a lot gets an engine
+    /// of its own, not slowed by every other test's tables and streams.
+    pub fn in_memory(dir: &std::path::Path) -> (Self, String) {
+        Self::launch(dir, None, false)
+    }
+
+    fn launch(dir: &std::path::Path, port: Option<&str>, persist: bool) -> (Self, String) {
+        std::fs::create_dir_all(dir).unwrap();
+        let pidfile = dir.join("ddb.pid");
+        let mut command = std::process::Command::new(repo_root().join("scripts/dynamodb-local.sh"));
+        command.arg("start").arg("--pidfile").arg(&pidfile);
+        if persist {
+            command.arg("--persist").arg(dir.join("data"));
+        }
+        if let Some(port) = port {
+            command.args(["--port", port]);
+        }
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let endpoint = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let port = endpoint.rsplit(':').next().unwrap().to_owned();
+        (
+            Self {
+                dir: dir.to_owned(),
+                pidfile,
+                port,
+            },
+            endpoint,
+        )
+    }
+
+    /// Where its data and pid file are.
+    pub fn dir_path(&self) -> std::path::PathBuf {
+        self.dir.clone()
+    }
+
+    pub fn stop(&self) {
+        let script = repo_root().join("scripts/dynamodb-local.sh");
+        let _ = std::process::Command::new(script)
+            .arg("stop")
+            .arg(&self.pidfile)
+            .output();
+    }
+}
+
+impl Drop for OwnDynamoDb {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -541,61 +541,6 @@ async fn tables_created_locally_match_the_template() {
     assert_eq!(actual.len(), 4);
 }
 
-/// A DynamoDB Local of this test's own, persisted on disk, that can be stopped and restarted.
-struct OwnDynamoDb {
-    dir: std::path::PathBuf,
-    pidfile: std::path::PathBuf,
-    port: String,
-}
-
-impl OwnDynamoDb {
-    fn start(dir: &std::path::Path, port: Option<&str>) -> (Self, String) {
-        let pidfile = dir.join("ddb.pid");
-        let data = dir.join("data");
-        let mut command = std::process::Command::new(repo_root().join("scripts/dynamodb-local.sh"));
-        command
-            .arg("start")
-            .arg("--persist")
-            .arg(&data)
-            .arg("--pidfile")
-            .arg(&pidfile);
-        if let Some(port) = port {
-            command.args(["--port", port]);
-        }
-        let out = command.output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let endpoint = String::from_utf8(out.stdout).unwrap().trim().to_owned();
-        let port = endpoint.rsplit(':').next().unwrap().to_owned();
-        (
-            Self {
-                dir: dir.to_owned(),
-                pidfile,
-                port,
-            },
-            endpoint,
-        )
-    }
-
-    fn stop(&self) {
-        let script = repo_root().join("scripts/dynamodb-local.sh");
-        let _ = std::process::Command::new(script)
-            .arg("stop")
-            .arg(&self.pidfile)
-            .output();
-    }
-}
-
-impl Drop for OwnDynamoDb {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[tokio::test]
 async fn a_storage_outage_answers_5xx_and_nothing_is_lost() {
     let dir = std::env::temp_dir().join(format!("callhook-outage-{}", std::process::id()));

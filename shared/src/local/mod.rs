@@ -3,6 +3,7 @@
 
 pub mod fixtures;
 pub mod runner;
+pub mod server;
 pub mod template;
 
 pub use runner::{DeadLetter, StreamRunner};

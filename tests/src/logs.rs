@@ -1,0 +1,52 @@
+//! Everything the stack logs during a test, kept in memory (JSON lines, as in Lambda; callhook's
+//! own down to `debug`, the libraries' at the production level `info`), so a test can search it
+//! for secrets.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static LOGS: OnceLock<Buffer> = OnceLock::new();
+
+/// Starts capturing this process's logs (once; later calls do nothing).
+pub fn capture() {
+    LOGS.get_or_init(|| {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        tracing_subscriber::fmt()
+            .json()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info,callhook=debug"))
+            .with_writer(move || writer.clone())
+            .init();
+        buffer
+    });
+}
+
+/// What was logged since [`capture`].
+pub fn captured() -> String {
+    LOGS.get()
+        .map(|b| String::from_utf8_lossy(&b.0.lock().unwrap()).into_owned())
+        .unwrap_or_default()
+}
+
+/// How many times any of `secrets` appears in what was logged.
+pub fn secret_hits(secrets: &[&str]) -> usize {
+    let logs = captured();
+    secrets
+        .iter()
+        .map(|secret| logs.matches(secret).count())
+        .sum()
+}

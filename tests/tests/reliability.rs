@@ -1,0 +1,520 @@
+//! The reliability suites: callhook's promise is "a 2xx means it is stored, exactly once in
+//! effect, whatever the order". Each suite drives the stack over real HTTP (the local server,
+//! which calls the Lambda's ingest handler) on DynamoDB Local and prints its figures.
+//!
+//! `make test` runs the fast tier. The long tier is `scripts/reliability.sh`
+//! (`CALLHOOK_RELIABILITY_TIER=long`), which also collects the figures for docs/RELIABILITY.md.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use callhook_e2e::http::{HttpStack, Sender};
+use callhook_e2e::traffic::{self, Event, Rng};
+use callhook_e2e::*;
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+fn long() -> bool {
+    std::env::var("CALLHOOK_RELIABILITY_TIER").is_ok_and(|t| t == "long")
+}
+
+/// Prints a suite's figures, and appends them to `CALLHOOK_RELIABILITY_REPORT` when set.
+fn report(suite: &str, figures: Value) {
+    let line = json!({
+        "suite": suite,
+        "tier": if long() { "long" } else { "fast" },
+        "figures": figures,
+    });
+    println!("RELIABILITY {line}");
+    if let Ok(path) = std::env::var("CALLHOOK_RELIABILITY_REPORT") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(file, "{line}").unwrap();
+    }
+}
+
+/// Every secret and token the suites configure.
+const SECRETS: [&str; 4] = [VOX_TOKEN, SYNTHFLOW_TOKEN, CLAWOPS_SECRET, SW_SECRET];
+/// A Standard Webhooks secret (`whsec_` + base64 of the key).
+const SW_SECRET: &str = "whsec_c2VjcmV0LWtleS1vZi10aGUtcmVsaWFiaWxpdHktc3VpdGU=";
+
+/// A DynamoDB Local of the suite's own, in memory.
+fn engine(suite: &str) -> (OwnDynamoDb, String) {
+    let dir = std::env::temp_dir().join(format!("callhook-{suite}-{}", std::process::id()));
+    OwnDynamoDb::in_memory(&dir)
+}
+
+/// Panics anywhere in the process (the server's tasks included), counted by a hook.
+static PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn watch() {
+    callhook_e2e::logs::capture();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        previous(info);
+    }));
+}
+
+/// What the stack logged holds none of the configured secrets and tokens, and nothing panicked.
+fn assert_clean_logs() -> Value {
+    let logs = callhook_e2e::logs::captured();
+    let hits = callhook_e2e::logs::secret_hits(&SECRETS);
+    assert_eq!(hits, 0, "a secret or token was logged");
+    assert_eq!(PANICS.load(std::sync::atomic::Ordering::SeqCst), 0);
+    json!({"log_lines": logs.lines().count(), "secret_hits": hits, "panics": 0})
+}
+
+/// The records of a stack's calls table, comparable across runs (receive times left out).
+async fn records(stack: &Stack) -> BTreeMap<String, Value> {
+    let mut out = BTreeMap::new();
+    for item in stack.call_items().await {
+        if item.contains_key("kind") {
+            continue; // a message record
+        }
+        let item: callhook::store::CallItem = callhook::store::from_item(item).unwrap();
+        let pk = item.pk.clone();
+        let record = stack.store.complete(item).await.unwrap();
+        out.insert(pk, comparable(&record));
+    }
+    out
+}
+
+/// The records the same events give when each is delivered once, in order, by one sender.
+async fn clean_records(endpoint: &str, events: &[Event]) -> BTreeMap<String, Value> {
+    let mut http = HttpStack::start(Stack::with(endpoint, default_vars()).await).await;
+    let jobs = (0..events.len()).map(|i| (i, 1)).collect();
+    let events = Arc::new(events.to_vec());
+    for (_, reply) in deliver_concurrently(&http.sender(), &events, jobs, 8).await {
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        assert_eq!(reply.body["duplicate"], false);
+    }
+    http.stack.drain().await;
+    records(&http.stack).await
+}
+
+/// Stored event items (parts, quarantine excluded) by `(pk, sk)`.
+async fn stored_events(stack: &Stack) -> Vec<(String, String)> {
+    stack
+        .event_items()
+        .await
+        .into_iter()
+        .filter(|i| i.event_type().is_some())
+        .map(|i| (i.pk, i.sk))
+        .collect()
+}
+
+/// The dedupe keys of a 2xx answer's events.
+fn answered_keys(body: &Value) -> Vec<String> {
+    body["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| e["dedupe_key"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Delivers with `senders` concurrent workers; each job is one event delivered `copies` times at
+/// once (duplicates racing within milliseconds). Returns (event index, reply) per delivery.
+async fn deliver_concurrently(
+    http: &Sender,
+    events: &Arc<Vec<Event>>,
+    jobs: Vec<(usize, usize)>,
+    senders: usize,
+) -> Vec<(usize, Reply)> {
+    let queue = Arc::new(Mutex::new(VecDeque::from(jobs)));
+    let replies = Arc::new(Mutex::new(Vec::new()));
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..senders {
+        let (queue, replies, http, events) =
+            (queue.clone(), replies.clone(), http.clone(), events.clone());
+        workers.spawn(async move {
+            loop {
+                let Some((index, copies)) = queue.lock().unwrap().pop_front() else {
+                    return;
+                };
+                let mut racing = tokio::task::JoinSet::new();
+                for _ in 0..copies {
+                    let (http, events) = (http.clone(), events.clone());
+                    racing.spawn(async move {
+                        let event = &events[index];
+                        http.post(event.provider, &event.body).await
+                    });
+                }
+                while let Some(reply) = racing.join_next().await {
+                    let reply = reply.unwrap().expect("an HTTP answer");
+                    replies.lock().unwrap().push((index, reply));
+                }
+            }
+        });
+    }
+    while let Some(done) = workers.join_next().await {
+        done.unwrap();
+    }
+    Arc::into_inner(replies).unwrap().into_inner().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_storm() {
+    watch();
+    let (calls, count, senders) = if long() {
+        (400, 2_000, 8)
+    } else {
+        (100, 500, 8)
+    };
+    let events: Vec<Event> = traffic::calls(calls, count, 1)
+        .into_iter()
+        .flatten()
+        .collect();
+    // Each event is delivered 1–5 times: some copies at the same instant, the rest later.
+    let mut rng = Rng::new(2);
+    let mut jobs = Vec::new();
+    let mut racing_jobs = 0;
+    for index in 0..events.len() {
+        let copies = 1 + rng.below(5);
+        let later = rng.below(copies);
+        jobs.push((index, copies - later));
+        racing_jobs += usize::from(copies - later > 1);
+        jobs.extend(std::iter::repeat_n((index, 1), later));
+    }
+    rng.shuffle(&mut jobs);
+    let deliveries: usize = jobs.iter().map(|j| j.1).sum();
+
+    let events = Arc::new(events);
+    let (_engine, endpoint) = engine("storm");
+    let mut http = HttpStack::start(Stack::with(&endpoint, default_vars()).await).await;
+    let started = Instant::now();
+    let replies = deliver_concurrently(&http.sender(), &events, jobs, senders).await;
+    let elapsed = started.elapsed();
+
+    // Every delivery was answered 2xx, and exactly one per event was told it was new.
+    assert_eq!(replies.len(), deliveries);
+    let non_2xx = replies.iter().filter(|(_, r)| r.status / 100 != 2).count();
+    assert_eq!(
+        non_2xx,
+        0,
+        "{:?}",
+        replies.iter().find(|(_, r)| r.status / 100 != 2)
+    );
+    // A body may carry two events (a Synthflow completion with actions: call_ended and
+    // call_analyzed); racing copies may each store one of them. Per event, one answer says new.
+    let mut firsts: HashMap<String, usize> = HashMap::new();
+    for (_, reply) in &replies {
+        for event in reply.body["events"].as_array().unwrap() {
+            let count = firsts
+                .entry(event["dedupe_key"].as_str().unwrap().to_owned())
+                .or_default();
+            *count += usize::from(event["duplicate"] == false);
+        }
+    }
+    let answered: HashSet<String> = firsts.keys().cloned().collect();
+    let wrong = firsts.values().filter(|n| **n != 1).count();
+    assert_eq!(wrong, 0, "events not answered `new` exactly once");
+    // Exactly one item per distinct delivery: none lost, none twice.
+    let stored = stored_events(&http.stack).await;
+    let stored_keys: HashSet<String> = stored
+        .iter()
+        .map(|(_, sk)| sk.trim_start_matches("ev#").to_owned())
+        .collect();
+    assert_eq!(stored.len(), answered.len());
+    assert_eq!(stored_keys, answered);
+    // Every record is the one a clean single delivery of the same events gives.
+    http.stack.drain().await;
+    let stormed = records(&http.stack).await;
+    let clean = clean_records(&endpoint, &events).await;
+    assert_eq!(stormed.len(), calls);
+    let differing = stormed
+        .iter()
+        .filter(|(pk, r)| clean.get(*pk) != Some(r))
+        .count();
+    assert_eq!(differing, 0);
+    assert_eq!(stormed, clean);
+    let logs = assert_clean_logs();
+    report(
+        "duplicate_storm",
+        json!({
+            "calls": calls, "bodies": events.len(), "events": answered.len(),
+            "deliveries": deliveries,
+            "senders": senders, "racing_groups": racing_jobs,
+            "answered_2xx": replies.len() - non_2xx, "answered_new": firsts.values().filter(|n| **n == 1).count(),
+            "stored": stored.len(), "lost": answered.len() - stored_keys.len(),
+            "duplicated": stored.len() - stored_keys.len(),
+            "records": stormed.len(), "records_differing_from_clean": differing,
+            "deliveries_per_second": (deliveries as f64 / elapsed.as_secs_f64()).round(),
+            "logs": logs,
+        }),
+    );
+}
+
+/// One call whose events are delivered in many orders.
+struct Ordered {
+    provider: &'static str,
+    call_id: String,
+    bodies: Vec<Vec<u8>>,
+    /// The expected record (a snapshot for the seed calls), else the first order's.
+    snapshot: Option<&'static str>,
+}
+
+/// All orders of `n` events when there are at most `most`, else `most` distinct ones at random
+/// (the delivery order and its reverse among them).
+fn orders(n: usize, most: usize, rng: &mut Rng) -> Vec<Vec<usize>> {
+    let total: usize = (1..=n).product();
+    if total <= most {
+        let mut all = Vec::new();
+        let mut order: Vec<usize> = (0..n).collect();
+        permute(&mut order, 0, &mut all);
+        return all;
+    }
+    let mut seen = HashSet::new();
+    let identity: Vec<usize> = (0..n).collect();
+    let reverse: Vec<usize> = (0..n).rev().collect();
+    let mut out = vec![identity.clone(), reverse.clone()];
+    seen.insert(identity);
+    seen.insert(reverse);
+    while out.len() < most {
+        let mut order: Vec<usize> = (0..n).collect();
+        rng.shuffle(&mut order);
+        if seen.insert(order.clone()) {
+            out.push(order);
+        }
+    }
+    out
+}
+
+fn permute(order: &mut Vec<usize>, k: usize, out: &mut Vec<Vec<usize>>) {
+    if k == order.len() {
+        out.push(order.clone());
+        return;
+    }
+    for i in k..order.len() {
+        order.swap(k, i);
+        permute(order, k + 1, out);
+        order.swap(k, i);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_delivery_order_gives_the_same_record() {
+    watch();
+    let (most, generated) = if long() { (200, 10) } else { (24, 2) };
+    let mut rng = Rng::new(3);
+    let mut calls = Vec::new();
+    for (provider, call_id, snapshot) in SEED_CALLS {
+        let bodies = callhook::local::fixtures::ALL
+            .iter()
+            .filter(|f| f.provider == provider && String::from_utf8_lossy(f.body).contains(call_id))
+            .map(|f| f.body.to_vec())
+            .collect();
+        calls.push(Ordered {
+            provider,
+            call_id: call_id.to_owned(),
+            bodies,
+            snapshot: Some(snapshot),
+        });
+    }
+    for i in 0..generated {
+        for events in [
+            traffic::vox_call(i, 3, &mut rng),
+            traffic::clawops_call(i, &mut rng),
+        ] {
+            calls.push(Ordered {
+                provider: events[0].provider,
+                call_id: events[0].call_id.clone(),
+                bodies: events.into_iter().map(|e| e.body).collect(),
+                snapshot: None,
+            });
+        }
+    }
+    // Every order of every call gets a call id of its own: `<id>~o<k>`.
+    let mut deliveries: Vec<Vec<Event>> = Vec::new(); // by round
+    let mut orders_of: Vec<usize> = Vec::new();
+    for call in &calls {
+        let orders = orders(call.bodies.len(), most, &mut rng);
+        orders_of.push(orders.len());
+        for (k, order) in orders.iter().enumerate() {
+            let id = format!("{}~o{k}", call.call_id);
+            for (round, &event) in order.iter().enumerate() {
+                if deliveries.len() <= round {
+                    deliveries.push(Vec::new());
+                }
+                deliveries[round].push(Event {
+                    provider: call.provider,
+                    call_id: id.clone(),
+                    body: traffic::rename(&call.bodies[event], &call.call_id, &id),
+                });
+            }
+        }
+    }
+    // Round by round (the stream processed in between), so that each call's events are merged
+    // in exactly its order.
+    let (_engine, endpoint) = engine("reorder");
+    let mut http = HttpStack::start(Stack::with(&endpoint, default_vars()).await).await;
+    let mut sent = 0;
+    for round in deliveries {
+        sent += round.len();
+        let jobs = (0..round.len()).map(|i| (i, 1)).collect();
+        for (_, reply) in deliver_concurrently(&http.sender(), &Arc::new(round), jobs, 8).await {
+            assert_eq!(reply.status, 200, "{}", reply.body);
+        }
+        http.stack.drain().await;
+    }
+    let mut equal = 0;
+    let mut compared = 0;
+    for (call, count) in calls.iter().zip(&orders_of) {
+        let mut expected = call.snapshot.map(snapshot);
+        for k in 0..*count {
+            let id = format!("{}~o{k}", call.call_id);
+            let record = http.stack.call(call.provider, &id).await.unwrap();
+            let mut record = comparable(&record);
+            record["call_id"] = json!(call.call_id);
+            let expected = expected.get_or_insert_with(|| record.clone());
+            compared += 1;
+            if &record == expected {
+                equal += 1;
+            } else {
+                assert_eq!(&record, expected, "{} in order {k}", call.call_id);
+            }
+        }
+    }
+    let logs = assert_clean_logs();
+    report(
+        "reordering",
+        json!({
+            "calls": calls.len(), "seed_calls": 4, "generated_calls": calls.len() - 4,
+            "orders": compared, "deliveries": sent,
+            "records_equal": equal, "records_differing": compared - equal,
+            "logs": logs,
+        }),
+    );
+}
+
+/// How one event's delivery went, retried like a provider retries.
+#[derive(Debug, Default)]
+struct Delivered {
+    attempts: usize,
+    refused: Vec<u16>,
+    unanswered: usize,
+    /// The 2xx answer, if one came.
+    answer: Option<Value>,
+}
+
+/// Delivers until a 2xx, backing off 100 ms, 200 ms, … up to 2 s between attempts (at most 40).
+async fn deliver_with_retries(sender: Sender, event: Event) -> Delivered {
+    let mut delivered = Delivered::default();
+    let mut backoff = std::time::Duration::from_millis(100);
+    while delivered.attempts < 40 {
+        delivered.attempts += 1;
+        match sender.post(event.provider, &event.body).await {
+            Ok(reply) if reply.status / 100 == 2 => {
+                delivered.answer = Some(reply.body);
+                return delivered;
+            }
+            Ok(reply) => delivered.refused.push(reply.status),
+            Err(_) => delivered.unanswered += 1,
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
+    }
+    delivered
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_outage_under_load_loses_nothing() {
+    watch();
+    let (calls, count, per_second) = if long() {
+        (200, 1_000, 40)
+    } else {
+        (40, 200, 40)
+    };
+    let events: Vec<Event> = traffic::calls(calls, count, 4)
+        .into_iter()
+        .flatten()
+        .collect();
+    let dir = std::env::temp_dir().join(format!("callhook-faults-{}", std::process::id()));
+    let (engine, endpoint) = OwnDynamoDb::start(&dir, None);
+    let mut http = HttpStack::start(Stack::with(&endpoint, default_vars()).await).await;
+
+    // One second into a steady stream of deliveries, DynamoDB goes away for three seconds.
+    let outage = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let engine = tokio::task::spawn_blocking(move || {
+            engine.stop();
+            engine
+        })
+        .await
+        .unwrap();
+        let down = Instant::now();
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        tokio::task::spawn_blocking(move || {
+            let (restarted, _) = OwnDynamoDb::start(&engine.dir_path(), Some(&engine.port));
+            // The first handle's drop would stop the restarted engine (same pid file).
+            std::mem::forget(engine);
+            (restarted, down.elapsed())
+        })
+        .await
+        .unwrap()
+    });
+    let started = Instant::now();
+    let mut senders = tokio::task::JoinSet::new();
+    for (i, event) in events.iter().cloned().enumerate() {
+        let at = started + std::time::Duration::from_millis(1_000 * i as u64 / per_second);
+        tokio::time::sleep_until(at.into()).await;
+        senders.spawn(deliver_with_retries(http.sender(), event));
+    }
+    let mut delivered = Vec::new();
+    while let Some(done) = senders.join_next().await {
+        delivered.push(done.unwrap());
+    }
+    let (_engine, downtime) = outage.await.unwrap();
+
+    let refused: usize = delivered.iter().map(|d| d.refused.len()).sum();
+    let unanswered: usize = delivered.iter().map(|d| d.unanswered).sum();
+    let lost = delivered.iter().filter(|d| d.answer.is_none()).count();
+    assert!(refused + unanswered > 0, "the outage was felt");
+    assert!(
+        delivered.iter().flat_map(|d| &d.refused).all(|s| *s == 503),
+        "an outage answers 503 (retry), nothing else"
+    );
+    assert_eq!(lost, 0, "every event was stored in the end");
+    // No 2xx without a stored event, and no event stored twice.
+    let answered: HashSet<String> = delivered
+        .iter()
+        .flat_map(|d| answered_keys(d.answer.as_ref().unwrap()))
+        .collect();
+    let stored = stored_events(&http.stack).await;
+    let stored_keys: HashSet<String> = stored
+        .iter()
+        .map(|(_, sk)| sk.trim_start_matches("ev#").to_owned())
+        .collect();
+    assert_eq!(stored.len(), stored_keys.len());
+    assert_eq!(stored_keys, answered);
+    // The stream picks up again after the restart; the records are those of a clean delivery.
+    let mut drained = false;
+    for _ in 0..5 {
+        if http.stack.runner.drain(&http.stack.config).await.is_ok() {
+            drained = true;
+            break;
+        }
+    }
+    assert!(drained, "the stream runner recovers after the restart");
+    let after = records(&http.stack).await;
+    let clean = clean_records(&endpoint, &events).await;
+    assert_eq!(after, clean);
+    let logs = assert_clean_logs();
+    report(
+        "faults",
+        json!({
+            "calls": calls, "bodies": events.len(), "events": answered.len(),
+            "rate_per_second": per_second, "outage_ms": downtime.as_millis() as u64,
+            "attempts": delivered.iter().map(|d| d.attempts).sum::<usize>(),
+            "answered_503": refused, "unanswered": unanswered,
+            "stored": stored.len(), "lost": lost, "duplicated": stored.len() - stored_keys.len(),
+            "records_differing_from_clean": after.iter().filter(|(k, v)| clean.get(*k) != Some(v)).count(),
+            "logs": logs,
+        }),
+    );
+}
