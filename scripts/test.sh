@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Every test of callhook: formatting, clippy, the template lint, then the whole workspace's tests
-# with DynamoDB Local started for the end-to-end crate (and stopped on exit, whatever happens).
+# Every test of callhook: formatting, clippy, the template lint, the whole workspace's tests with
+# DynamoDB Local started for the end-to-end crates (and stopped on exit, whatever happens), then
+# a 60 s fuzzing smoke run. The reliability suites run here in their fast tier; their long tier
+# and a long fuzz run are scripts/reliability.sh.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -8,6 +10,7 @@ step() { printf '\n== %s\n' "$*" >&2; }
 
 step "format"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
@@ -28,3 +31,6 @@ if command -v cargo-nextest >/dev/null 2>&1; then
 else
   cargo test --workspace --locked --no-fail-fast
 fi
+
+step "fuzzing smoke (60 s)"
+scripts/fuzz.sh smoke

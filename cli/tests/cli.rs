@@ -618,3 +618,66 @@ fn make_dev_stops_everything_it_started_on_ctrl_c() {
     assert!(std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_err());
     assert!(!state.exists());
 }
+
+#[test]
+fn the_local_stack_logs_no_configured_secret() {
+    let scratch = Scratch::new("secrets");
+    let state = scratch.0.join("dev.json");
+    let log = scratch.0.join("dev.log");
+    let secrets = [
+        ("CALLHOOK_VOX_TOKENS", "vox-token-that-must-not-be-logged"),
+        (
+            "CALLHOOK_SYNTHFLOW_TOKENS",
+            "synthflow-token-that-must-not-be-logged",
+        ),
+        (
+            "CALLHOOK_CLAWOPS_SECRETS",
+            "clawops-secret-that-must-not-be-logged",
+        ),
+    ];
+    let mut dev = callhook(&state);
+    dev.args(["dev", "--poll-ms", "100"])
+        .env("CALLHOOK_DYNAMODB_ENDPOINT", endpoint())
+        .env("CALLHOOK_PORT", free_port().to_string())
+        .env(
+            "CALLHOOK_EVENTS_TABLE",
+            format!("cli-events-secrets-{}", std::process::id()),
+        )
+        .env(
+            "CALLHOOK_CALLS_TABLE",
+            format!("cli-calls-secrets-{}", std::process::id()),
+        )
+        .env("RUST_LOG", "debug")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(scratch.0.join("dev.err")).unwrap());
+    for (key, value) in secrets {
+        dev.env(key, value);
+    }
+    let mut child = dev.spawn().unwrap();
+    wait_for_file(&state, &mut child, "callhook dev");
+    // Genuine deliveries, and refused ones that carry a wrong token or signature.
+    let mut send = callhook(&state);
+    send.args(["send", "--all"]);
+    for (key, value) in secrets {
+        send.env(key, value);
+    }
+    assert!(send.output().unwrap().status.success());
+    let refused = run(
+        &state,
+        &["send", "vox", "v2_call_started", "--token", "wrong-token"],
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    std::thread::sleep(Duration::from_millis(500));
+    interrupt(i64::from(child.id()));
+    assert!(wait_exit(&mut child, 15).success());
+
+    let mut logged = std::fs::read_to_string(&log).unwrap();
+    logged.push_str(&std::fs::read_to_string(scratch.0.join("dev.err")).unwrap());
+    assert!(
+        logged.matches("webhook").count() >= 16,
+        "the requests were logged:\n{logged}"
+    );
+    for (_, secret) in secrets {
+        assert_eq!(logged.matches(secret).count(), 0, "{secret} was logged");
+    }
+}

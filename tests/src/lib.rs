@@ -41,6 +41,31 @@ pub const SEED_CALLS: [(&str, &str, &str); 4] = [
     ("synthflow", "1711646262471x768387119913843100", "synthflow"),
 ];
 
+/// The long tier of the reliability suites (`scripts/reliability.sh`) rather than the fast one.
+pub fn long() -> bool {
+    std::env::var("CALLHOOK_RELIABILITY_TIER").is_ok_and(|t| t == "long")
+}
+
+/// Prints a suite's figures, and appends them to `CALLHOOK_RELIABILITY_REPORT` when set (the
+/// reliability script builds docs/RELIABILITY.md from them).
+pub fn report(suite: &str, figures: Value) {
+    let line = json!({
+        "suite": suite,
+        "tier": if long() { "long" } else { "fast" },
+        "figures": figures,
+    });
+    println!("RELIABILITY {line}");
+    if let Ok(path) = std::env::var("CALLHOOK_RELIABILITY_REPORT") {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(file, "{line}").unwrap();
+    }
+}
+
 /// A seed call's expected record (its snapshot).
 pub fn snapshot(name: &str) -> Value {
     let path = repo_root().join(format!("tests/fixtures/expected/e2e/{name}.json"));

@@ -458,6 +458,15 @@ async fn a_poison_record_fails_alone_and_its_neighbours_commit() {
             .missed
     );
     assert!(stack.call("vox", "poison").await.is_none());
+    report(
+        "poison",
+        json!({
+            "records": 4, "poison": 1, "dead_lettered": letters.len(),
+            "invocations": stack.runner.invocations,
+            "maximum_retry_attempts": mapping.maximum_retry_attempts,
+            "neighbours_committed": 3,
+        }),
+    );
 }
 
 #[tokio::test]

@@ -14,29 +14,6 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-fn long() -> bool {
-    std::env::var("CALLHOOK_RELIABILITY_TIER").is_ok_and(|t| t == "long")
-}
-
-/// Prints a suite's figures, and appends them to `CALLHOOK_RELIABILITY_REPORT` when set.
-fn report(suite: &str, figures: Value) {
-    let line = json!({
-        "suite": suite,
-        "tier": if long() { "long" } else { "fast" },
-        "figures": figures,
-    });
-    println!("RELIABILITY {line}");
-    if let Ok(path) = std::env::var("CALLHOOK_RELIABILITY_REPORT") {
-        use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        writeln!(file, "{line}").unwrap();
-    }
-}
-
 /// Every secret and token the suites configure.
 const SECRETS: [&str; 4] = [VOX_TOKEN, SYNTHFLOW_TOKEN, CLAWOPS_SECRET, SW_SECRET];
 /// A Standard Webhooks secret (`whsec_` + base64 of the key).
@@ -514,6 +491,395 @@ async fn a_storage_outage_under_load_loses_nothing() {
             "answered_503": refused, "unanswered": unanswered,
             "stored": stored.len(), "lost": lost, "duplicated": stored.len() - stored_keys.len(),
             "records_differing_from_clean": after.iter().filter(|(k, v)| clean.get(*k) != Some(v)).count(),
+            "logs": logs,
+        }),
+    );
+}
+
+/// What a hostile request may leave behind.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Leaves {
+    /// Nothing at all.
+    Nothing,
+    /// At most a quarantine item (authenticated, unusable).
+    Quarantine,
+    /// Its events, stored.
+    Events,
+}
+
+struct Case {
+    name: String,
+    method: &'static str,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    /// Sent as an API Gateway event with a base64 body instead of over HTTP.
+    base64: bool,
+    status: u16,
+    code: Option<&'static str>,
+    /// Words the error message must hold.
+    says: Option<&'static str>,
+    /// Standard Webhooks headers signed at send time, this many seconds off the clock.
+    signed_at: Option<i64>,
+    leaves: Leaves,
+}
+
+fn case(name: &str, path: &str, headers: Vec<(String, String)>, body: &[u8]) -> Case {
+    Case {
+        name: name.to_owned(),
+        method: "POST",
+        path: path.to_owned(),
+        headers,
+        body: body.to_vec(),
+        base64: false,
+        status: 200,
+        code: None,
+        says: None,
+        signed_at: None,
+        leaves: Leaves::Events,
+    }
+}
+
+impl Case {
+    fn expect(mut self, status: u16, code: &'static str) -> Self {
+        self.status = status;
+        self.code = Some(code);
+        self.leaves = match status {
+            400 | 422 => Leaves::Quarantine,
+            _ => Leaves::Nothing,
+        };
+        self
+    }
+
+    fn method(mut self, method: &'static str) -> Self {
+        self.method = method;
+        self
+    }
+
+    fn says(mut self, words: &'static str) -> Self {
+        self.says = Some(words);
+        self
+    }
+
+    fn signed_at(mut self, offset: i64) -> Self {
+        self.signed_at = Some(offset);
+        self
+    }
+
+    fn base64(mut self) -> Self {
+        self.base64 = true;
+        self
+    }
+}
+
+fn header(name: &str, value: &str) -> Vec<(String, String)> {
+    vec![(name.to_owned(), value.to_owned())]
+}
+
+/// The hostile cases: signatures, timestamps, tokens, routes, methods and bodies.
+fn hostile_cases(config: &callhook::config::Config) -> Vec<Case> {
+    let clawops = fixture("clawops", "call_completed");
+    let vox = fixture("vox", "v2_call_started");
+    let synthflow = fixture("synthflow", "completed");
+    let vox_path = format!("/webhooks/vox?token={VOX_TOKEN}");
+    let (signed, _) = sign(config, "clawops", &clawops);
+    let good = signed[0].1.clone(); // sha256=<hex>
+    let hex = good.trim_start_matches("sha256=").to_owned();
+    let hmac_for = |body: &[u8]| sign(config, "clawops", body).0[0].1.clone();
+    let sig = |value: &str| header("X-ClawOps-Signature", value);
+    let other_secret = {
+        let vars = vec![(
+            "CALLHOOK_CLAWOPS_SECRETS".to_owned(),
+            "another-secret".to_owned(),
+        )];
+        let other = callhook::config::Config::from_vars(vars).unwrap();
+        sign(&other, "clawops", &clawops).0[0].1.clone()
+    };
+    let whitespace: Vec<u8> = {
+        let value: Value = serde_json::from_slice(&clawops).unwrap();
+        serde_json::to_vec_pretty(&value).unwrap()
+    };
+    let escaped: Vec<u8> = String::from_utf8(vox.clone())
+        .unwrap()
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                format!("\\u{:04x}", c as u32)
+            }
+        })
+        .collect::<String>()
+        .into_bytes();
+    let truncated = &clawops[..clawops.len() / 2];
+    let sw = |offset: i64, id: &str| standard_webhooks(config, &synthflow, id, offset);
+    let sw_without = |name: &str| -> Vec<(String, String)> {
+        sw(0, "msg_1")
+            .into_iter()
+            .filter(|(k, _)| k != name)
+            .collect()
+    };
+    let sw_with = |name: &str, value: &str| -> Vec<(String, String)> {
+        sw(0, "msg_1")
+            .into_iter()
+            .map(|(k, v)| {
+                if k == name {
+                    (k, value.to_owned())
+                } else {
+                    (k, v)
+                }
+            })
+            .collect()
+    };
+    let sw_sig = sw(0, "msg_1")
+        .into_iter()
+        .find(|(k, _)| k == "webhook-signature")
+        .unwrap()
+        .1;
+    let deep = |open: &str, close: &str| {
+        format!("{}{}", open.repeat(1_000), close.repeat(1_000)).into_bytes()
+    };
+    let with_start = |start: &str| {
+        format!(r#"{{"event":"call_started","webhook_version":"v2","call":{{"call_id":"c-big","start_at":{start}}}}}"#)
+            .into_bytes()
+    };
+    let limit = 64 * 1024;
+    let padded = |size: usize| {
+        let head = r#"{"event":"call_started","webhook_version":"v2","call":{"call_id":"c-pad","start_at":1741842354957},"pad":""#;
+        let mut body = head.as_bytes().to_vec();
+        body.resize(size - 2, b'x');
+        body.extend_from_slice(b"\"}");
+        body
+    };
+    let cp = "/webhooks/clawops";
+    let sp = "/webhooks/synthflow";
+    vec![
+        // ClawOps: HMAC-SHA256 over the raw bytes.
+        case("hmac: valid", cp, sig(&good), &clawops),
+        case("hmac: header missing", cp, vec![], &clawops).expect(401, "unauthorized"),
+        case("hmac: header empty", cp, sig(""), &clawops).expect(401, "unauthorized"),
+        case("hmac: `sha256=` and nothing", cp, sig("sha256="), &clawops).expect(401, "unauthorized"),
+        case("hmac: `sha256` alone", cp, sig("sha256"), &clawops).expect(401, "unauthorized"),
+        case("hmac: hex without its prefix", cp, sig(&hex), &clawops).expect(401, "unauthorized"),
+        case("hmac: not hex", cp, sig(&format!("sha256={}", "zz".repeat(32))), &clawops).expect(401, "unauthorized"),
+        case("hmac: truncated by one byte", cp, sig(&good[..good.len() - 2]), &clawops).expect(401, "unauthorized"),
+        case("hmac: truncated by half", cp, sig(&good[..7 + 32]), &clawops).expect(401, "unauthorized"),
+        case("hmac: one hex digit too many", cp, sig(&format!("{good}0")), &clawops).expect(401, "unauthorized"),
+        case("hmac: of another body", cp, sig(&hmac_for(&vox)), &clawops).expect(401, "unauthorized"),
+        case("hmac: another secret", cp, sig(&other_secret), &clawops).expect(401, "unauthorized"),
+        case("hmac: upper-case hex digits", cp, sig(&format!("sha256={}", hex.to_uppercase())), &clawops),
+        case("hmac: header name lower case", cp, header("x-clawops-signature", &good), &clawops),
+        case("hmac: header name upper case", cp, header("X-CLAWOPS-SIGNATURE", &good), &clawops),
+        case("hmac: body re-indented after signing", cp, sig(&good), &whitespace).expect(401, "unauthorized"),
+        case("hmac: body re-indented and signed", cp, sig(&hmac_for(&whitespace)), &whitespace),
+        case("hmac: body truncated after signing", cp, sig(&good), truncated).expect(401, "unauthorized"),
+        case("hmac: truncated body, signed", cp, sig(&hmac_for(truncated)), truncated).expect(400, "malformed_request"),
+        case("hmac: wrong provider's route (vox)", "/webhooks/vox", sig(&good), &clawops).expect(401, "unauthorized"),
+        // Vox: a URL token.
+        case("token: valid", &vox_path, vec![], &vox),
+        case("token: missing", "/webhooks/vox", vec![], &vox).expect(401, "unauthorized"),
+        case("token: empty", "/webhooks/vox?token=", vec![], &vox).expect(401, "unauthorized"),
+        case("token: wrong", "/webhooks/vox?token=vox-e2e-tokem", vec![], &vox).expect(401, "unauthorized"),
+        case("token: other case", &vox_path.to_uppercase().replace("/WEBHOOKS/VOX", "/webhooks/vox").replace("?TOKEN=", "?token="), vec![], &vox).expect(401, "unauthorized"),
+        case("token: truncated", &vox_path[..vox_path.len() - 1], vec![], &vox).expect(401, "unauthorized"),
+        case("token: one character more", &format!("{vox_path}x"), vec![], &vox).expect(401, "unauthorized"),
+        case("token: in a header instead", "/webhooks/vox", header("Authorization", &format!("Bearer {VOX_TOKEN}")), &vox).expect(401, "unauthorized"),
+        case("token: parameter name upper case", &format!("/webhooks/vox?TOKEN={VOX_TOKEN}"), vec![], &vox).expect(401, "unauthorized"),
+        case("token: percent-encoded", &format!("/webhooks/vox?token={}", VOX_TOKEN.bytes().map(|b| format!("%{b:02X}")).collect::<String>()), vec![], &vox),
+        case("token: another provider's", &format!("/webhooks/vox?token={SYNTHFLOW_TOKEN}"), vec![], &vox).expect(401, "unauthorized"),
+        case("token: on the HMAC provider's route", &format!("/webhooks/clawops?token={VOX_TOKEN}"), vec![], &clawops).expect(401, "unauthorized"),
+        case("token: body with \\u escapes", &vox_path, vec![], &escaped),
+        // Synthflow configured for Standard Webhooks: id, timestamp (±300 s), signature.
+        case("standard webhooks: valid", sp, sw(0, "msg_1"), &synthflow),
+        case("standard webhooks: 299 s old", sp, sw(-299, "msg_2"), &synthflow).signed_at(-299),
+        case("standard webhooks: 299 s ahead", sp, sw(299, "msg_3"), &synthflow).signed_at(299),
+        case("standard webhooks: 301 s old", sp, sw(-301, "msg_4"), &synthflow).signed_at(-301).expect(401, "unauthorized"),
+        case("standard webhooks: 301 s ahead", sp, sw(301, "msg_5"), &synthflow).signed_at(301).expect(401, "unauthorized"),
+        case("standard webhooks: `v1,` and nothing", sp, sw_with("webhook-signature", "v1,"), &synthflow).expect(401, "unauthorized"),
+        case("standard webhooks: no webhook-id", sp, sw_without("webhook-id"), &synthflow).expect(401, "unauthorized"),
+        case("standard webhooks: no webhook-timestamp", sp, sw_without("webhook-timestamp"), &synthflow).expect(401, "unauthorized"),
+        case("standard webhooks: no webhook-signature", sp, sw_without("webhook-signature"), &synthflow).expect(401, "unauthorized"),
+        case("standard webhooks: timestamp not a number", sp, sw_with("webhook-timestamp", "soon"), &synthflow).expect(401, "unauthorized"),
+        case("standard webhooks: another message id", sp, sw_with("webhook-id", "msg_other"), &synthflow).expect(401, "unauthorized"),
+        case("standard webhooks: a bad and a good signature", sp, sw_with("webhook-signature", &format!("v1,AAAA {sw_sig}")), &synthflow),
+        case("standard webhooks: v2 version tag", sp, sw_with("webhook-signature", &sw_sig.replace("v1,", "v2,")), &synthflow).expect(401, "unauthorized"),
+        case("standard webhooks: header names in title case", sp, sw(0, "msg_6").into_iter().map(|(k, v)| (k.replace("webhook-", "Webhook-"), v)).collect(), &synthflow),
+        // Routes and methods.
+        case("route: unknown provider", "/webhooks/acme", vec![], &vox).expect(404, "unknown_provider"),
+        case("route: provider name upper case", &format!("/webhooks/VOX?token={VOX_TOKEN}"), vec![], &vox).expect(404, "unknown_provider"),
+        case("route: no provider", "/webhooks/", vec![], &vox).expect(404, "unknown_provider"),
+        case("route: not a webhook path", "/admin", vec![], &vox).expect(404, "not_found"),
+        case("method: GET", &vox_path, vec![], b"").method("GET").expect(405, "method_not_allowed"),
+        case("method: PUT", &vox_path, vec![], &vox).method("PUT").expect(405, "method_not_allowed"),
+        case("method: DELETE", &vox_path, vec![], b"").method("DELETE").expect(405, "method_not_allowed"),
+        case("method: PATCH", &vox_path, vec![], &vox).method("PATCH").expect(405, "method_not_allowed"),
+        // Bodies, authenticated.
+        case("body: 0 bytes", &vox_path, vec![], b"").expect(400, "malformed_request"),
+        case("body: invalid UTF-8", &vox_path, vec![], b"{\"event\":\"call_started\",\"call\":{\"call_id\":\"\xff\xfe\"}}").expect(400, "malformed_request"),
+        case("body: null", &vox_path, vec![], b"null").expect(400, "malformed_request"),
+        case("body: an array", &vox_path, vec![], b"[]").expect(400, "malformed_request"),
+        case("body: a string", &vox_path, vec![], b"\"call_started\"").expect(400, "malformed_request"),
+        case("body: a number", &vox_path, vec![], b"123").expect(400, "malformed_request"),
+        case("body: objects nested 1,000 deep", &vox_path, vec![], &deep("{\"a\":", "}")).expect(400, "malformed_request"),
+        case("body: arrays nested 1,000 deep", &vox_path, vec![], &deep("[", "]")).expect(400, "malformed_request"),
+        case("body: trailing garbage", &vox_path, vec![], &[&vox[..], b"}{"].concat()).expect(400, "malformed_request"),
+        case("body: NaN", &vox_path, vec![], &with_start("NaN")).expect(400, "malformed_request"),
+        case("body: a time beyond i64", &vox_path, vec![], &with_start("99999999999999999999")).expect(422, "unusable_payload"),
+        case("body: a time of 1e30", &vox_path, vec![], &with_start("1e30")).expect(422, "unusable_payload"),
+        case("body: a negative time", &vox_path, vec![], &with_start("-5")).expect(422, "unusable_payload"),
+        case("body: no call id", &vox_path, vec![], br#"{"event":"call_started","webhook_version":"v2","call":{"start_at":1}}"#).expect(422, "unusable_payload"),
+        case("body: empty call id", &vox_path, vec![], br#"{"event":"call_started","webhook_version":"v2","call":{"call_id":"","start_at":1}}"#).expect(422, "unusable_payload"),
+        case("body: unknown event type", &vox_path, vec![], br#"{"event":"call_teleported","webhook_version":"v2","call":{"call_id":"c-new-type"}}"#),
+        case("body: unknown extra fields", &vox_path, vec![], br#"{"event":"call_started","webhook_version":"v2","surprise":{"x":[1,2]},"call":{"call_id":"c-extra","start_at":1741842354957,"new_field":true}}"#),
+        case("body: duplicate keys", &vox_path, vec![], br#"{"event":"call_started","event":"call_ended","webhook_version":"v2","call":{"call_id":"c-dup"}}"#).expect(422, "unusable_payload").says("`event` appears more than once"),
+        case("body: a byte-order mark first", &vox_path, vec![], &[&b"\xef\xbb\xbf"[..], &vox[..]].concat()).expect(400, "malformed_request"),
+        case("body: text/plain content type", &vox_path, header("Content-Type", "text/plain"), &padded(200)),
+        case("body: exactly the size limit", &vox_path, vec![], &padded(limit)),
+        case("body: the size limit + 1", &vox_path, vec![], &padded(limit + 1)).expect(413, "payload_too_large"),
+        case("body: 1 MB over the limit", &vox_path, vec![], &padded(limit + 1_000_000)).expect(413, "payload_too_large"),
+        // API Gateway's base64-encoded bodies (sent as API Gateway events).
+        case("base64: signed raw bytes", cp, sig(&good), &clawops).base64(),
+        case("base64: signature of the base64 text", cp, sig(&hmac_for(base64_text(&clawops).as_bytes())), &clawops).base64().expect(401, "unauthorized"),
+        case("base64: invalid UTF-8 inside", &vox_path, vec![], b"\xff\xfe\xfd").base64().expect(400, "malformed_request"),
+        case("base64: a valid token body", &vox_path, vec![], &fixture("vox", "v2_call_ended")).base64(),
+    ]
+}
+
+/// Standard Webhooks headers for `body` as sent `offset` seconds off the clock.
+fn standard_webhooks(
+    config: &callhook::config::Config,
+    body: &[u8],
+    id: &str,
+    offset: i64,
+) -> Vec<(String, String)> {
+    let provider = config.provider("synthflow").unwrap();
+    match provider.verifier.sign(body, id, now_secs() + offset) {
+        callhook::auth::Signature::Headers(h) => {
+            h.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+        }
+        other => panic!("not a Standard Webhooks signature: {other:?}"),
+    }
+}
+
+fn base64_text(body: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(body)
+}
+
+/// (typed event items, quarantine items) in the events table.
+async fn item_counts(stack: &Stack) -> (usize, usize) {
+    let items = stack.event_items().await;
+    let events = items.iter().filter(|i| i.event_type().is_some()).count();
+    let quarantined = items
+        .iter()
+        .filter(|i| i.kind == callhook::store::TYPE_QUARANTINE)
+        .count();
+    (events, quarantined)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_input_gets_its_documented_answer_and_leaves_nothing_behind() {
+    watch();
+    let mut vars: Vec<(String, String)> = default_vars()
+        .into_iter()
+        .filter(|(k, _)| k != "CALLHOOK_SYNTHFLOW_TOKENS")
+        .collect();
+    for (k, v) in [
+        ("CALLHOOK_SYNTHFLOW_AUTH", "standard-webhooks"),
+        ("CALLHOOK_SYNTHFLOW_SECRETS", SW_SECRET),
+        ("CALLHOOK_MAX_BODY_BYTES", "65536"),
+    ] {
+        vars.push((k.to_owned(), v.to_owned()));
+    }
+    let (_engine, endpoint) = engine("hostile");
+    let http = HttpStack::start(Stack::with(&endpoint, vars).await).await;
+    let cases = hostile_cases(&http.stack.config);
+    let mut failures = Vec::new();
+    for case in &cases {
+        let before = item_counts(&http.stack).await;
+        let fresh = case.signed_at.map(|offset| {
+            let id = &case
+                .headers
+                .iter()
+                .find(|(k, _)| k == "webhook-id")
+                .unwrap()
+                .1;
+            standard_webhooks(&http.stack.config, &case.body, id, offset)
+        });
+        let headers: Vec<(&str, &str)> = fresh
+            .as_ref()
+            .unwrap_or(&case.headers)
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let reply = if case.base64 {
+            let (path, query) = case.path.split_once('?').unwrap_or((&case.path, ""));
+            let provider = path.trim_start_matches("/webhooks/");
+            let token = query.strip_prefix("token=");
+            http.stack
+                .request(case.method, provider, &headers, token, &case.body, true)
+                .await
+        } else {
+            match http
+                .send(case.method, &case.path, &headers, case.body.clone())
+                .await
+            {
+                Ok(reply) => reply,
+                Err(error) => {
+                    failures.push(format!("{}: no answer: {error}", case.name));
+                    continue;
+                }
+            }
+        };
+        let after = item_counts(&http.stack).await;
+        let code = reply.body["error"].as_str();
+        let mut wrong = Vec::new();
+        if reply.status != case.status || code != case.code {
+            wrong.push(format!("answered {} {:?}", reply.status, code));
+        }
+        let message = reply.body["message"].as_str().unwrap_or_default();
+        if case.code.is_some() && message.is_empty() {
+            wrong.push("no message".to_owned());
+        }
+        if case.says.is_some_and(|words| !message.contains(words)) {
+            wrong.push(format!("message {message:?}"));
+        }
+        let left_ok = match case.leaves {
+            Leaves::Nothing => after == before,
+            Leaves::Quarantine => after.0 == before.0 && after.1 <= before.1 + 1,
+            Leaves::Events => reply.body["received"] == true && after.1 == before.1,
+        };
+        if !left_ok {
+            wrong.push(format!("left {before:?} → {after:?}"));
+        }
+        if !wrong.is_empty() {
+            failures.push(format!(
+                "{}: expected {} {:?}, {}: {}",
+                case.name,
+                case.status,
+                case.code,
+                wrong.join("; "),
+                reply.body
+            ));
+        }
+    }
+    let logs = assert_clean_logs();
+    assert!(cases.len() >= 60);
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    report(
+        "hostile_input",
+        json!({
+            "cases": cases.len(), "passed": cases.len() - failures.len(),
+            "by_status": cases.iter().fold(BTreeMap::new(), |mut m: BTreeMap<String, usize>, c| {
+                *m.entry(c.status.to_string()).or_default() += 1;
+                m
+            }),
             "logs": logs,
         }),
     );

@@ -71,14 +71,23 @@ fn describe_json_error(path: &str, error: &serde_json::Error) -> Error {
     let text = error.to_string();
     match error.classify() {
         Category::Data => {
-            if let Some(rest) = text.strip_prefix("missing field `") {
-                let field = rest.split('`').next().unwrap_or_default();
-                let full = if path == "." || path.is_empty() {
+            let qualified = |field: &str| {
+                if path == "." || path.is_empty() {
                     field.to_owned()
                 } else {
                     format!("{path}.{field}")
-                };
+                }
+            };
+            // serde names the field (never a value) in these two messages.
+            let field_of = |prefix: &str| {
+                text.strip_prefix(prefix)
+                    .map(|rest| qualified(rest.split('`').next().unwrap_or_default()))
+            };
+            if let Some(full) = field_of("missing field `") {
                 Error::unusable(format_args!("The required field `{full}` is missing."))
+            } else if let Some(full) = field_of("duplicate field `") {
+                // Valid JSON, but which of the two values is meant cannot be known.
+                Error::unusable(format_args!("The field `{full}` appears more than once."))
             } else {
                 Error::unusable(format_args!(
                     "The field `{path}` has the wrong type or value."
