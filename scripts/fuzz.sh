@@ -30,10 +30,15 @@ install() {
   fi
 }
 
-# The corpus starts from the fixtures (the providers' own examples) on every run.
+# The corpus starts from the fixtures (the providers' own examples) and the inputs that once
+# failed (fuzz/regressions/<target>/) on every run.
 seed() {
   local corpus="$ROOT/target/fuzz/corpus"
   mkdir -p "$corpus"/{verify,parse_vox,parse_clawops,parse_synthflow,merge}
+  local dir
+  for dir in fuzz/regressions/*/; do
+    cp "$dir"* "$corpus/$(basename "$dir")/"
+  done
   local provider f i=0
   for provider in vox clawops synthflow; do
     for f in tests/fixtures/"$provider"/*.json; do

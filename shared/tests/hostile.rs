@@ -314,6 +314,22 @@ fn unknown_event_types_are_kept_not_refused() {
     );
 }
 
+/// Found by the `parse_clawops` fuzz target: an unknown event with a call id of spaces was kept
+/// under a record key of spaces.
+#[test]
+fn an_unknown_event_with_a_blank_call_id_is_filed_under_unknown() {
+    let provider = callhook::provider::lookup("clawops").unwrap();
+    let ctx = callhook::event::DeliveryContext {
+        received_at: 0,
+        delivery_id: None,
+    };
+    let body = br#"{"event":"call.comp+leted","call_id":"    ","to":"0705235121T10:05:30+09:00"}"#;
+    let events = provider.parse(body, &ctx).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, callhook::EventType::Unknown);
+    assert_eq!(events[0].call_id, "unknown");
+}
+
 #[test]
 fn route_method_and_size_are_checked_before_anything_else() {
     let config = config();

@@ -59,7 +59,11 @@ impl Provider for ClawOps {
                 return message(payload, &name, created_at, &src).map(|e| vec![e]);
             }
             _ => {
-                let call_id = text(&payload, "call_id")?.unwrap_or_else(|| "unknown".into());
+                // Kept even without a usable call id (a blank one included): filed under
+                // `unknown` rather than under a key of spaces.
+                let call_id = text(&payload, "call_id")?
+                    .filter(|id| !id.trim().is_empty())
+                    .unwrap_or_else(|| "unknown".into());
                 return Ok(vec![src.event(
                     EventType::Unknown,
                     &name,
