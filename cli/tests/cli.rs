@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use callhook_e2e::{assert_snapshot, endpoint, repo_root};
+use callhook_e2e::{SEED_CALLS, assert_snapshot, endpoint, repo_root, snapshot};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -15,14 +15,6 @@ const VOX_CALL: &str = "3079f46c-d141-4cd9-805f-69f212136b66";
 const SYNTHFLOW_CALL: &str = "1711646262471x768387119913843100";
 const ANSWERED: &str = "CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d";
 const MISSED: &str = "CA0a1b2c3d4e5f60718293a4b5c6d7e8f9";
-/// Each seed call and its snapshot in `tests/fixtures/expected/e2e/`.
-const SEED_CALLS: [(&str, &str, &str); 4] = [
-    ("vox", VOX_CALL, "vox"),
-    ("clawops", ANSWERED, "clawops_answered"),
-    ("clawops", MISSED, "clawops_missed"),
-    ("synthflow", SYNTHFLOW_CALL, "synthflow"),
-];
-
 /// A scratch folder, removed on drop.
 struct Scratch(PathBuf);
 
@@ -185,21 +177,15 @@ fn comparable(mut record: Value) -> Value {
 
 /// Waits until the stream has brought every seed call to its snapshot, then checks them.
 fn assert_seed_records(state: &Path) {
-    for (provider, call_id, snapshot) in SEED_CALLS {
-        let expected: Value = serde_json::from_slice(
-            &std::fs::read(
-                repo_root().join(format!("tests/fixtures/expected/e2e/{snapshot}.json")),
-            )
-            .unwrap(),
-        )
-        .unwrap();
+    for (provider, call_id, name) in SEED_CALLS {
+        let expected = snapshot(name);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let out = run(state, &["calls", "show", provider, call_id, "--json"]);
             if out.status.success() {
                 let record = comparable(serde_json::from_slice(&out.stdout).unwrap());
                 if record == expected || Instant::now() > deadline {
-                    assert_snapshot(snapshot, &record);
+                    assert_snapshot(name, &record);
                     break;
                 }
             } else {

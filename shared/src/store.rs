@@ -533,6 +533,27 @@ impl Store {
         )))
     }
 
+    /// The Query of the calls table's `index` for `key` and `sort_at` in `[since, until]`, newest
+    /// first.
+    fn index_query(
+        &self,
+        index: ListIndex,
+        key: &str,
+        since: i64,
+        until: i64,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.calls_table)
+            .index_name(index.name())
+            .key_condition_expression("#k = :k AND sort_at BETWEEN :since AND :until")
+            .expression_attribute_names("#k", index.key())
+            .expression_attribute_values(":k", AttributeValue::S(key.to_owned()))
+            .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
+            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
+            .scan_index_forward(false)
+    }
+
     /// Items of the calls table whose `index` key equals `key`, with `sort_at` in `[since, until]`,
     /// newest first: a Query on a global secondary index, never a scan.
     pub async fn list(
@@ -543,18 +564,7 @@ impl Store {
         until: i64,
         limit: Option<i32>,
     ) -> Result<Vec<HashMap<String, AttributeValue>>> {
-        let request = self
-            .client
-            .query()
-            .table_name(&self.calls_table)
-            .index_name(index.name())
-            .key_condition_expression("#k = :k AND sort_at BETWEEN :since AND :until")
-            .expression_attribute_names("#k", index.key())
-            .expression_attribute_values(":k", AttributeValue::S(key.to_owned()))
-            .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
-            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
-            .scan_index_forward(false)
-            .set_limit(limit);
+        let request = self.index_query(index, key, since, until).set_limit(limit);
         let limit = limit.map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(0));
         let mut pages = request.into_paginator().items().send();
         let mut items = Vec::new();
@@ -578,16 +588,7 @@ impl Store {
         start: Option<HashMap<String, AttributeValue>>,
     ) -> Result<(Vec<CallItem>, Option<HashMap<String, AttributeValue>>)> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.calls_table)
-            .index_name(index.name())
-            .key_condition_expression("#k = :k AND sort_at BETWEEN :since AND :until")
-            .expression_attribute_names("#k", index.key())
-            .expression_attribute_values(":k", AttributeValue::S(key.to_owned()))
-            .expression_attribute_values(":since", AttributeValue::N(since.to_string()))
-            .expression_attribute_values(":until", AttributeValue::N(until.to_string()))
-            .scan_index_forward(false)
+            .index_query(index, key, since, until)
             .set_exclusive_start_key(start)
             .send()
             .await

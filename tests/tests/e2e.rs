@@ -22,20 +22,7 @@ async fn every_seed_fixture_becomes_its_expected_record() {
     }
     stack.drain().await;
     // THEN each call's record is the expected one
-    for (provider, call_id, snapshot) in [
-        ("vox", VOX_CALL, "vox"),
-        (
-            "clawops",
-            "CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d",
-            "clawops_answered",
-        ),
-        (
-            "clawops",
-            "CA0a1b2c3d4e5f60718293a4b5c6d7e8f9",
-            "clawops_missed",
-        ),
-        ("synthflow", "1711646262471x768387119913843100", "synthflow"),
-    ] {
+    for (provider, call_id, snapshot) in SEED_CALLS {
         let record = stack
             .call(provider, call_id)
             .await
