@@ -94,15 +94,15 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
-def proc_cpu(pid: int) -> tuple[float, int] | None:
-    """(utime + stime seconds, session id) of a live process."""
+def proc_cpu(pid: int) -> tuple[float, int, float] | None:
+    """(utime + stime seconds, session id, stime seconds) of a live process."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
     except OSError:
         return None
     rest = stat[stat.rindex(")") + 2:].split()
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK, int(rest[3])
+    return (int(rest[11]) + int(rest[12])) / CLK_TCK, int(rest[3]), int(rest[12]) / CLK_TCK
 
 
 def sample(pid: int, session: bool = True) -> dict:
@@ -114,6 +114,7 @@ def sample(pid: int, session: bool = True) -> dict:
         "rss_kb": own.get("VmRSS"),
         "hwm_kb": own.get("VmHWM"),
         "cpu_s": cpu[0] if cpu else None,
+        "sys_s": cpu[2] if cpu else None,
     }
     if not session:
         return result
@@ -129,7 +130,7 @@ def sample(pid: int, session: bool = True) -> dict:
             "processes": len(members),
             "rss_kb": sum(s.get("VmRSS", 0) for s in statuses),
             "hwm_kb": sum(s.get("VmHWM", 0) for s in statuses),
-            "cpu_s": sum((proc_cpu(p) or (0.0, 0))[0] for p in members),
+            "cpu_s": sum((proc_cpu(p) or (0.0, 0, 0.0))[0] for p in members),
         }
     return result
 
@@ -485,7 +486,16 @@ def spawn(args, env: dict, run: Run, log_file) -> subprocess.Popen:
     return proc
 
 
-def kill(proc: subprocess.Popen) -> None:
+def kill(proc: subprocess.Popen, grace: float = 0.0) -> None:
+    """SIGTERM and up to `grace` seconds to exit (a profiler wrapping the runtime writes its data
+    then), else straight to SIGKILL."""
+    if grace > 0:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=grace)
+            return
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -577,7 +587,7 @@ def serve(args, server: Server) -> tuple[dict, int]:
                 break
         end = sample(proc.pid) if not run.exited else {}
         t_end = time.monotonic_ns()
-        kill(proc)
+        kill(proc, args.grace)
         run.release.set()
         tail = log_tail(log_file)
     if failure:
@@ -610,6 +620,9 @@ def serve(args, server: Server) -> tuple[dict, int]:
         "cpu_invoke_s": round(cpu_end - cpu_init, 4) if cpu_end is not None and cpu_init is not None else None,
         "cpu_ms_per_invocation": round((cpu_end - cpu_init) * 1000 / run.responses, 4)
         if cpu_end is not None and cpu_init is not None and run.responses else None,
+        # The kernel's part of it (system time: the loopback sockets to the stub and DynamoDB).
+        "sys_ms_per_invocation": round((end["sys_s"] - run.at_first_get["sys_s"]) * 1000 / run.responses, 4)
+        if end.get("sys_s") is not None and run.at_first_get.get("sys_s") is not None and run.responses else None,
         "peak_rss_kb": end.get("hwm_kb"),
         "rss_after_init_kb": run.at_first_get.get("rss_kb"),
         "rss_end_kb": end.get("rss_kb"),
@@ -649,6 +662,8 @@ def main(argv=None) -> int:
     common.add_argument("--memory", type=int, default=128, help="AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     common.add_argument("--timeout", type=float, default=60.0, help="seconds before giving up a run")
     common.add_argument("--out", type=Path, help="also write the JSON report here")
+    common.add_argument("--grace", type=float, default=0.0,
+                        help="serve: SIGTERM and this many seconds before SIGKILL (for profilers)")
     cold = sub.add_parser("coldstart", parents=[common], help="time from spawn to the first next")
     cold.add_argument("--runs", type=int, required=True)
     cold.add_argument("--warmup", type=int, default=1, help="uncounted runs first (default 1)")

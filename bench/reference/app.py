@@ -92,7 +92,7 @@ async def webhook(provider: str, request: Request):
         types = ",".join(e.event_type for e in taken.events)
         # boto3 blocks: the writes run in FastAPI's thread pool, not on the event loop.
         status, answer = await run_in_threadpool(ingest.store_intake, store, taken, body, received_at)
-        outcome = ingest.outcome_of(taken, answer)
+        outcome = ingest.delivery_outcome(taken, answer)
     except ingest.WebhookError as error:
         status, answer, outcome = error.status, error.body(), error.code
         if isinstance(error, ingest.StorageUnavailable):

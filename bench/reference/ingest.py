@@ -1208,7 +1208,7 @@ def log_webhook(log, provider, call_id, types, outcome, status, started) -> None
     }))
 
 
-def outcome_of(taken, answer) -> str:
+def delivery_outcome(taken, answer) -> str:
     """`quarantined`, `duplicate` or `stored`, for the log line."""
     if taken.error is not None:
         return "quarantined"

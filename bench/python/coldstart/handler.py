@@ -70,7 +70,7 @@ def handler(event, context):
         call_id = taken.events[0].call_id if taken.events else ""
         types = ",".join(e.event_type for e in taken.events)
         status, answer = ingest.store_intake(store, taken, body, received_at)
-        outcome = ingest.outcome_of(taken, answer)
+        outcome = ingest.delivery_outcome(taken, answer)
     except ingest.WebhookError as error:
         status, answer, outcome = error.status, error.body(), error.code
         if isinstance(error, ingest.StorageUnavailable):

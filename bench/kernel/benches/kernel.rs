@@ -1,0 +1,98 @@
+//! CPU per event, the kernel: authenticate + parse + normalize + build the DynamoDB items of one
+//! delivery, for every payload `bench/python/bodies.py` wrote (the seed fixtures and synthetic
+//! Vox `call_ended` bodies of 1 KiB to 1 MiB). `bench/python/kernel.py` times the same bytes
+//! through the Python reference; `make bench` puts the two side by side.
+//!
+//!     cargo bench -p callhook-bench --bench kernel [-- FILTER]
+//!
+//! Group `kernel`: one benchmark per payload, named after its file. Group `stage`: the 6.7 KiB
+//! and 1 MiB bodies through each step alone (auth, parse, item), to see where the time goes.
+#![allow(clippy::expect_used, missing_docs)]
+
+use callhook::intake::{Delivery, Intake, intake};
+use callhook::store::EventItems;
+use callhook_bench::{RECEIVED_AT_MS, bodies_dir, config, kernel, payloads, signed_headers};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use std::hint::black_box;
+use std::time::Duration;
+
+fn benches(c: &mut Criterion) {
+    let dir = bodies_dir();
+    let payloads = payloads(&dir).unwrap_or_else(|e| {
+        panic!(
+            "no payloads in {} ({e}): run `bench/.venv/bin/python bench/python/bodies.py` \
+             (make bench does)",
+            dir.display()
+        )
+    });
+    let config = config().expect("the benchmark configuration is valid");
+
+    let mut group = c.benchmark_group("kernel");
+    for (payload, body) in &payloads {
+        let headers =
+            signed_headers(&config, &payload.provider, body).expect("the provider is configured");
+        // The payload must take the stored path, not a refusal.
+        let items = kernel(&config, &payload.provider, &headers, body)
+            .unwrap_or_else(|e| panic!("{} is refused: {e}", payload.name));
+        assert!(items.events >= 1, "{} is quarantined", payload.name);
+        let id = payload.file.trim_end_matches(".json");
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_function(id, |b| {
+            b.iter(|| kernel(&config, &payload.provider, &headers, black_box(body)))
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("stage");
+    for (payload, body) in payloads.iter().filter(|(p, _)| {
+        p.file.starts_with("vox_call_ended_6k7") || p.file.starts_with("vox_call_ended_1m")
+    }) {
+        let id = payload.file.trim_end_matches(".json");
+        let headers =
+            signed_headers(&config, &payload.provider, body).expect("the provider is configured");
+        let provider = config.provider(&payload.provider).expect("configured");
+        group.throughput(Throughput::Bytes(body.len() as u64));
+        group.bench_function(format!("{id}/auth"), |b| {
+            b.iter(|| {
+                provider
+                    .verifier
+                    .verify(&headers, None, black_box(body), RECEIVED_AT_MS / 1000)
+            })
+        });
+        let delivery = Delivery {
+            method: "POST",
+            provider: &payload.provider,
+            headers: &headers,
+            query_token: None,
+            body,
+            received_at_ms: RECEIVED_AT_MS,
+        };
+        group.bench_function(format!("{id}/intake"), |b| {
+            b.iter(|| intake(&config, black_box(&delivery)))
+        });
+        let Ok(Intake::Events { events, body, .. }) = intake(&config, &delivery) else {
+            panic!("{} is not stored", payload.name);
+        };
+        group.bench_function(format!("{id}/item"), |b| {
+            b.iter(|| {
+                events
+                    .iter()
+                    .map(|event| {
+                        EventItems::for_event(event, black_box(&body), None)?.to_attributes()
+                    })
+                    .collect::<callhook::Result<Vec<_>>>()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = kernel_benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(50);
+    targets = benches
+}
+criterion_main!(kernel_benches);

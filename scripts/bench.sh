@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# `make bench`: callhook side by side with the receiver a user would otherwise write (FastAPI +
+# uvicorn + boto3, bench/reference/), on this machine, in one run; writes docs/PERFORMANCE.md.
+#
+# Usage: scripts/bench.sh [STEP...]        (no step: all of them, in this order)
+#   tools      bench/.venv, wrk (Debian), cargo-lambda (PyPI, into .local/tools), the arm64 target
+#   kernel     CPU per event: criterion (Rust) and timeit (Python) on the same payload files
+#   build      release builds: the ingest bootstrap and the `callhook` command
+#   coldstart  spawn → first `next` from the Lambda runtime API stub, 30 runs per side
+#   serve      10,000 stubbed invocations per side: peak RSS, CPU per invocation, latency
+#   writes     DynamoDB requests per new and per duplicate event, counted on the wire
+#   load       wrk against `callhook dev` and against uvicorn, on one DynamoDB Local
+#   artifacts  `cargo lambda build --release --arm64 --output-format zip` per function
+#   report     docs/PERFORMANCE.md's figures from bench/out/*.json
+#
+# Results go to bench/out/ (git-ignored); each step overwrites its own JSON files, so a step can
+# be re-run alone and `report` picks up the rest. Nothing here is part of `make test`.
+# Environment: BENCH_INVOCATIONS (10000), BENCH_COLD_RUNS (30), BENCH_CONNECTIONS (32),
+# BENCH_DURATION (20 s).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+OUT="$ROOT/bench/out"
+TOOLS="$ROOT/.local/tools"
+PY="$ROOT/bench/.venv/bin/python"
+CARGO_LAMBDA_VERSION="1.9.2"
+INVOCATIONS="${BENCH_INVOCATIONS:-10000}"
+COLD_RUNS="${BENCH_COLD_RUNS:-30}"
+CONNECTIONS="${BENCH_CONNECTIONS:-32}"
+DURATION="${BENCH_DURATION:-20}"
+FUNCTIONS=(ingest call-started mid-call call-ended call-analyzed message-received)
+mkdir -p "$OUT" "$TOOLS"
+
+log() { echo "bench: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+DDB=""
+DDB_PID="$OUT/dynamodb.pid"
+cleanup() { [[ -n "$DDB" ]] && scripts/dynamodb-local.sh stop "$DDB_PID" >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+dynamodb() {
+  if [[ -z "$DDB" ]]; then
+    DDB="$(scripts/dynamodb-local.sh start --pidfile "$DDB_PID")"
+    "$PY" bench/python/events_table.py --endpoint "$DDB" >/dev/null
+  fi
+}
+
+step_tools() {
+  bench/setup-python.sh
+  scripts/dynamodb-local.sh install
+  if ! command -v wrk >/dev/null; then
+    log "installing wrk from Debian's archive"
+    [[ "$(id -u)" == 0 ]] || die "wrk is missing: run \`apt-get install wrk\` as root"
+    apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  fi
+  if [[ ! -x "$TOOLS/cargo-lambda/bin/cargo-lambda" ]]; then
+    log "installing cargo-lambda $CARGO_LAMBDA_VERSION from PyPI into $TOOLS/cargo-lambda"
+    python3 -m venv "$TOOLS/cargo-lambda"
+    "$TOOLS/cargo-lambda/bin/pip" install -q "cargo-lambda==$CARGO_LAMBDA_VERSION"
+  fi
+  # The functions run on arm64 (template.yaml). rustup fetches the target's standard library;
+  # where it cannot, the artifacts step builds x86_64 and the report says so.
+  rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 \
+    || log "the aarch64 target cannot be installed here; artifacts will be x86_64"
+}
+
+step_kernel() {
+  "$PY" bench/python/bodies.py >/dev/null
+  rm -rf "$OUT/criterion"
+  CRITERION_HOME="$OUT/criterion" cargo bench -p callhook-bench --bench kernel
+  "$PY" bench/python/kernel.py --out "$OUT/kernel-python.json" >/dev/null
+}
+
+step_build() {
+  cargo build --release -p ingest
+  cargo build --release -p callhook-cli
+}
+
+step_coldstart() {
+  "$PY" bench/runtime_stub.py coldstart --runs "$COLD_RUNS" --out "$OUT/coldstart-callhook.json" \
+    -- target/release/ingest >/dev/null
+  (cd bench/python/coldstart && "$PY" ../../runtime_stub.py coldstart --runs "$COLD_RUNS" \
+    --out "$OUT/coldstart-python.json" -- "$PY" -m awslambdaric handler.handler >/dev/null)
+}
+
+step_serve() {
+  dynamodb
+  "$PY" bench/runtime_stub.py serve --invocations "$INVOCATIONS" --timeout 1800 \
+    --env CALLHOOK_DYNAMODB_ENDPOINT="$DDB" --out "$OUT/serve-callhook.json" \
+    -- target/release/ingest >/dev/null
+  "$PY" bench/runtime_stub.py serve --invocations "$INVOCATIONS" --timeout 1800 \
+    --cwd bench/python/coldstart --env CALLHOOK_DYNAMODB_ENDPOINT="$DDB" \
+    --out "$OUT/serve-python.json" -- "$PY" -m awslambdaric handler.handler >/dev/null
+}
+
+step_writes() {
+  dynamodb
+  "$PY" bench/python/writes.py --endpoint "$DDB" --rust target/release/ingest \
+    --out "$OUT/writes.json" >/dev/null
+}
+
+step_load() {
+  # A DynamoDB Local of its own, fresh: one that already served a table with a stream gets slower
+  # (see docs/PERFORMANCE.md). callhook goes first; the reference's table has no stream.
+  local pidfile="$OUT/dynamodb-load.pid" endpoint
+  endpoint="$(scripts/dynamodb-local.sh start --pidfile "$pidfile")"
+  "$PY" bench/python/load.py --endpoint "$endpoint" --ddb-pidfile "$pidfile" \
+    --callhook-bin target/release/callhook --connections "$CONNECTIONS" --duration "$DURATION" \
+    --out "$OUT/load.json" >/dev/null || { scripts/dynamodb-local.sh stop "$pidfile"; return 1; }
+  scripts/dynamodb-local.sh stop "$pidfile" >/dev/null
+}
+
+step_artifacts() {
+  local arch=arm64 flag=--arm64
+  if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+    arch=x86_64 flag=--x86-64
+  fi
+  local packages=()
+  for f in "${FUNCTIONS[@]}"; do packages+=(-p "$f"); done
+  PATH="$TOOLS/cargo-lambda/bin:$PATH" cargo lambda build --release "$flag" --output-format zip "${packages[@]}"
+  "$PY" - "$arch" "$OUT/artifacts.json" "${FUNCTIONS[@]}" <<'EOF'
+import json, sys, zipfile
+from pathlib import Path
+arch, out, functions = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+sizes = {}
+for f in functions:
+    path = Path("target/lambda") / f / "bootstrap.zip"
+    with zipfile.ZipFile(path) as z:
+        unpacked = sum(i.file_size for i in z.infolist())
+    sizes[f] = {"zip_bytes": path.stat().st_size, "bootstrap_bytes": unpacked}
+out.write_text(json.dumps({"arch": arch, "functions": sizes}, indent=2) + "\n")
+EOF
+}
+
+step_report() {
+  "$PY" bench/report.py --out-dir "$OUT" --doc docs/PERFORMANCE.md
+}
+
+ALL=(tools kernel build coldstart serve writes load artifacts report)
+steps=("$@")
+[[ ${#steps[@]} -gt 0 ]] || steps=("${ALL[@]}")
+for step in "${steps[@]}"; do
+  declare -F "step_$step" >/dev/null || die "unknown step \`$step\` (steps: ${ALL[*]})"
+  log "── $step"
+  started=$SECONDS
+  "step_$step"
+  log "   $step took $((SECONDS - started)) s"
+done
