@@ -2,13 +2,17 @@
 #   make dev    run the whole stack locally (DynamoDB Local + the webhook routes on :3000)
 #   make test   run every test (lint, unit, property, fixtures, end-to-end against DynamoDB Local)
 
-.PHONY: dev test lint fmt clean
+.PHONY: dev test bench lint fmt clean
 
 dev:
 	@scripts/dev.sh $(if $(PERSIST),--persist)
 
 test:
 	@scripts/test.sh
+
+# Not part of `make test`: release builds, ~25 minutes; writes docs/PERFORMANCE.md.
+bench:
+	@scripts/bench.sh
 
 lint:
 	cargo fmt --all -- --check

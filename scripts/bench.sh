@@ -35,15 +35,15 @@ mkdir -p "$OUT" "$TOOLS"
 log() { echo "bench: $*" >&2; }
 die() { log "$*"; exit 1; }
 
+# A fresh DynamoDB Local for one step, stopped when the step ends (each step runs in a subshell).
+# Fresh, because one that already served a table with a stream gets slower (docs/PERFORMANCE.md).
 DDB=""
-DDB_PID="$OUT/dynamodb.pid"
-cleanup() { [[ -n "$DDB" ]] && scripts/dynamodb-local.sh stop "$DDB_PID" >/dev/null 2>&1 || true; }
-trap cleanup EXIT
 dynamodb() {
-  if [[ -z "$DDB" ]]; then
-    DDB="$(scripts/dynamodb-local.sh start --pidfile "$DDB_PID")"
-    "$PY" bench/python/events_table.py --endpoint "$DDB" >/dev/null
-  fi
+  local pidfile="$OUT/dynamodb-$BASHPID.pid"
+  DDB="$(scripts/dynamodb-local.sh start --pidfile "$pidfile")"
+  DDB_PIDFILE="$pidfile"
+  trap 'scripts/dynamodb-local.sh stop "$DDB_PIDFILE" >/dev/null 2>&1 || true' EXIT
+  "$PY" bench/python/events_table.py --endpoint "$DDB" >/dev/null
 }
 
 step_tools() {
@@ -101,14 +101,11 @@ step_writes() {
 }
 
 step_load() {
-  # A DynamoDB Local of its own, fresh: one that already served a table with a stream gets slower
-  # (see docs/PERFORMANCE.md). callhook goes first; the reference's table has no stream.
-  local pidfile="$OUT/dynamodb-load.pid" endpoint
-  endpoint="$(scripts/dynamodb-local.sh start --pidfile "$pidfile")"
-  "$PY" bench/python/load.py --endpoint "$endpoint" --ddb-pidfile "$pidfile" \
+  # callhook goes first; the reference's table has no stream.
+  dynamodb
+  "$PY" bench/python/load.py --endpoint "$DDB" --ddb-pidfile "$DDB_PIDFILE" \
     --callhook-bin target/release/callhook --connections "$CONNECTIONS" --duration "$DURATION" \
-    --out "$OUT/load.json" >/dev/null || { scripts/dynamodb-local.sh stop "$pidfile"; return 1; }
-  scripts/dynamodb-local.sh stop "$pidfile" >/dev/null
+    --out "$OUT/load.json" >/dev/null
 }
 
 step_artifacts() {
@@ -129,7 +126,13 @@ for f in functions:
     with zipfile.ZipFile(path) as z:
         unpacked = sum(i.file_size for i in z.infolist())
     sizes[f] = {"zip_bytes": path.stat().st_size, "bootstrap_bytes": unpacked}
-out.write_text(json.dumps({"arch": arch, "functions": sizes}, indent=2) + "\n")
+# The Python Lambda's own code, zipped the same way (its runtime brings Python and boto3).
+reference = out.parent / "reference-lambda.zip"
+with zipfile.ZipFile(reference, "w", zipfile.ZIP_DEFLATED) as z:
+    z.write("bench/python/coldstart/handler.py", "handler.py")
+    z.write("bench/reference/ingest.py", "ingest.py")
+out.write_text(json.dumps({"arch": arch, "functions": sizes,
+                           "reference_zip_bytes": reference.stat().st_size}, indent=2) + "\n")
 EOF
 }
 
@@ -142,8 +145,18 @@ steps=("$@")
 [[ ${#steps[@]} -gt 0 ]] || steps=("${ALL[@]}")
 for step in "${steps[@]}"; do
   declare -F "step_$step" >/dev/null || die "unknown step \`$step\` (steps: ${ALL[*]})"
+done
+# A failed step does not stop the others: the report says which figures are missing, and the
+# script exits non-zero naming the steps that failed.
+failed=()
+for step in "${steps[@]}"; do
   log "── $step"
   started=$SECONDS
-  "step_$step"
-  log "   $step took $((SECONDS - started)) s"
+  if ( set -e; "step_$step" ); then
+    log "   $step took $((SECONDS - started)) s"
+  else
+    log "   $step FAILED after $((SECONDS - started)) s"
+    failed+=("$step")
+  fi
 done
+[[ ${#failed[@]} -eq 0 ]] || die "failed steps: ${failed[*]}"
