@@ -40,7 +40,6 @@ Environment (read once at start-up; the same names as callhook's):
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -94,9 +93,7 @@ async def webhook(provider: str, request: Request):
         status, answer = await run_in_threadpool(ingest.store_intake, store, taken, body, received_at)
         outcome = ingest.delivery_outcome(taken, answer)
     except ingest.WebhookError as error:
-        status, answer, outcome = error.status, error.body(), error.code
-        if isinstance(error, ingest.StorageUnavailable):
-            log.error(json.dumps({"message": "event write failed", "error": str(error)}))
+        status, answer, outcome = ingest.refusal(log, error)
     ingest.log_webhook(log, provider, call_id, types, outcome, status, started)
     if status != 200:
         return JSONResponse(status_code=status, content=answer)

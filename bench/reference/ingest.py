@@ -1195,6 +1195,13 @@ def store_intake(store: Store, taken: Intake, body: bytes, received_at: int) -> 
     }
 
 
+def refusal(log, error: "WebhookError") -> tuple[int, dict, str]:
+    """(status, answer, outcome) for a refused or failed delivery; a storage failure is logged."""
+    if isinstance(error, StorageUnavailable):
+        log.error(json.dumps({"message": "event write failed", "error": str(error)}))
+    return error.status, error.body(), error.code
+
+
 def log_webhook(log, provider, call_id, types, outcome, status, started) -> None:
     """One structured line per request, as callhook's ingest logs it (never a secret)."""
     log.info(json.dumps({

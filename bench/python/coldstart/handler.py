@@ -72,8 +72,6 @@ def handler(event, context):
         status, answer = ingest.store_intake(store, taken, body, received_at)
         outcome = ingest.delivery_outcome(taken, answer)
     except ingest.WebhookError as error:
-        status, answer, outcome = error.status, error.body(), error.code
-        if isinstance(error, ingest.StorageUnavailable):
-            log.error(json.dumps({"message": "event write failed", "error": str(error)}))
+        status, answer, outcome = ingest.refusal(log, error)
     ingest.log_webhook(log, provider, call_id, types, outcome, status, started)
     return _response(status, answer)
