@@ -58,7 +58,7 @@ async fn list(args: ListArgs) -> Result<(), Error> {
     if args.json {
         let mut records = Vec::with_capacity(items.len());
         for item in items {
-            records.push(stack.store.complete(item).await?.to_contract_json());
+            records.push(stack.store.complete(&item).await?.to_contract_json());
         }
         print_json(&Value::Array(records));
         return Ok(());

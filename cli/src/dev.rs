@@ -175,6 +175,10 @@ fn write_state(
         .to_owned(),
         webhooks: urls.iter().cloned().collect(),
         dev_credentials,
+        number_index_key: config
+            .number_index_key
+            .as_deref()
+            .map(|k| String::from_utf8_lossy(k).into_owned()),
         pid: std::process::id(),
     };
     state

@@ -71,10 +71,10 @@ pub async fn run(args: Args) -> Result<(), Error> {
         writeln!(out, "{}", CSV_COLUMNS.join(","))?;
     }
     let bar = progress(None, "calls");
-    let mut selection = args.filter.select(&stack.store);
+    let mut selection = args.filter.select(&stack.store).await?;
     let mut count = 0u64;
     while let Some(item) = selection.next().await? {
-        let record = stack.store.complete(item).await?;
+        let record = stack.store.complete(&item).await?;
         write_record(&mut out, args.format, &record)?;
         count += 1;
         bar.inc(1);

@@ -5,7 +5,8 @@
 use crate::Error;
 use aws_sdk_dynamodb::types::AttributeValue;
 use callhook::provider::REGISTRY;
-use callhook::store::{CallItem, ListIndex, Store};
+use callhook::store::queries::{agent_key, number_key_of, time_key};
+use callhook::store::{CallSummary, ListIndex, Store};
 use std::collections::{HashMap, HashSet, VecDeque};
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -39,27 +40,45 @@ pub fn provider_names() -> clap::builder::PossibleValuesParser {
 }
 
 impl FilterArgs {
-    /// The index queries that together hold every matching call.
-    fn queries(&self) -> Vec<(ListIndex, String)> {
-        if let Some(agent) = &self.agent {
-            return vec![(ListIndex::Agent, agent.clone())];
-        }
-        if let Some(number) = &self.number {
-            return vec![
-                (ListIndex::From, number.clone()),
-                (ListIndex::To, number.clone()),
-            ];
-        }
+    fn providers(&self) -> impl Iterator<Item = &'static str> + '_ {
         REGISTRY
             .iter()
             .map(|p| p.name())
             .filter(|name| self.provider.as_deref().is_none_or(|p| p == *name))
-            .map(|name| (ListIndex::Time, format!("call#{name}")))
-            .collect()
+    }
+
+    /// The index queries that together hold every matching call: by agent, by number, or by
+    /// time — one query per provider and day of the window that has calls.
+    async fn queries(&self, store: &Store) -> Result<Vec<(ListIndex, String)>, Error> {
+        if let Some(agent) = &self.agent {
+            return Ok(self
+                .providers()
+                .filter_map(|provider| agent_key(provider, agent))
+                .map(|key| (ListIndex::Agent, key))
+                .collect());
+        }
+        if let Some(number) = &self.number {
+            let Some(key) = number_key_of(number, store.number_key()) else {
+                return Ok(Vec::new());
+            };
+            return Ok(vec![(ListIndex::From, key.clone()), (ListIndex::To, key)]);
+        }
+        let (since, until) = self.range();
+        let mut queries = Vec::new();
+        for provider in self.providers() {
+            for day in store.days(provider, since, until).await? {
+                queries.push((ListIndex::Time, time_key(provider, &day)));
+            }
+        }
+        Ok(queries)
+    }
+
+    fn range(&self) -> (i64, i64) {
+        (self.since.unwrap_or(0), self.until.unwrap_or(i64::MAX))
     }
 
     /// Whether a call the index returned passes the filters the index did not apply.
-    pub fn keeps(&self, item: &CallItem) -> bool {
+    pub fn keeps(&self, item: &CallSummary) -> bool {
         let record = &item.record;
         self.provider
             .as_deref()
@@ -67,7 +86,7 @@ impl FilterArgs {
             && self
                 .agent
                 .as_deref()
-                .is_none_or(|a| item.agent_id.as_deref() == Some(a))
+                .is_none_or(|a| record.agent.as_ref().and_then(|g| g.id.as_deref()) == Some(a))
             && self.number.as_deref().is_none_or(|n| {
                 record.from_number.as_deref() == Some(n) || record.to_number.as_deref() == Some(n)
             })
@@ -78,26 +97,40 @@ impl FilterArgs {
     }
 
     /// Every matching call, one at a time.
-    pub fn select<'a>(&'a self, store: &'a Store) -> Selection<'a> {
-        Selection {
+    pub async fn select<'a>(&'a self, store: &'a Store) -> Result<Selection<'a>, Error> {
+        Ok(Selection {
             filter: self,
             store,
-            queries: self.queries().into(),
+            queries: self.queries(store).await?.into(),
             start: None,
             page: VecDeque::new(),
             seen: HashSet::new(),
-        }
+        })
     }
 
     /// The newest `limit` matching calls, newest first.
-    pub async fn newest(&self, store: &Store, limit: usize) -> Result<Vec<CallItem>, Error> {
+    pub async fn newest(&self, store: &Store, limit: usize) -> Result<Vec<CallSummary>, Error> {
         // Each index query is newest first, so the newest `limit` overall are among the first
-        // `limit` of each.
-        let mut found: Vec<CallItem> = Vec::new();
-        for query in self.queries() {
+        // `limit` of each. Days come newest first: once `limit` calls are found, older days of
+        // the same provider cannot hold newer ones.
+        let mut found: Vec<CallSummary> = Vec::new();
+        let mut full: HashSet<&'static str> = HashSet::new();
+        for query in self.queries(store).await? {
+            let provider = REGISTRY
+                .iter()
+                .map(|p| p.name())
+                .find(|p| query.1.starts_with(&format!("{p}#")))
+                .unwrap_or_default();
+            if query.0 == ListIndex::Time && full.contains(provider) {
+                continue;
+            }
             let mut selection = Selection {
-                queries: VecDeque::from([query]),
-                ..self.select(store)
+                filter: self,
+                store,
+                queries: VecDeque::from([query.clone()]),
+                start: None,
+                page: VecDeque::new(),
+                seen: HashSet::new(),
             };
             let mut taken = 0;
             while taken < limit {
@@ -108,6 +141,15 @@ impl FilterArgs {
                     found.push(item);
                     taken += 1;
                 }
+            }
+            if query.0 == ListIndex::Time
+                && found
+                    .iter()
+                    .filter(|f| f.record.provider == provider)
+                    .count()
+                    >= limit
+            {
+                full.insert(provider);
             }
         }
         found.sort_by(|a, b| b.sort_at.cmp(&a.sort_at).then_with(|| a.pk.cmp(&b.pk)));
@@ -123,17 +165,14 @@ pub struct Selection<'a> {
     queries: VecDeque<(ListIndex, String)>,
     /// Where the current query's next page starts.
     start: Option<HashMap<String, AttributeValue>>,
-    page: VecDeque<CallItem>,
+    page: VecDeque<CallSummary>,
     /// Calls already handed out: a call from and to the same number is in two queries.
     seen: HashSet<String>,
 }
 
 impl Selection<'_> {
-    pub async fn next(&mut self) -> Result<Option<CallItem>, Error> {
-        let range = (
-            self.filter.since.unwrap_or(0),
-            self.filter.until.unwrap_or(i64::MAX),
-        );
+    pub async fn next(&mut self) -> Result<Option<CallSummary>, Error> {
+        let range = self.filter.range();
         loop {
             while let Some(item) = self.page.pop_front() {
                 if self.filter.keeps(&item) && self.seen.insert(item.pk.clone()) {

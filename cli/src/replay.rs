@@ -63,11 +63,15 @@ pub async fn run(args: Args) -> Result<(), Error> {
             .call_keys_from_events()
             .await?
             .into_iter()
-            .filter(|k| provider.is_none_or(|p| k.split_once('#').is_some_and(|(kp, _)| kp == p)))
+            .filter(|k| {
+                provider.is_none_or(|p| {
+                    callhook::event::parse_call_key(k).is_some_and(|(kp, _)| kp == p)
+                })
+            })
             .collect()
     } else {
         let mut keys = Vec::new();
-        let mut selection = args.filter.select(store);
+        let mut selection = args.filter.select(store).await?;
         while let Some(item) = selection.next().await? {
             keys.push(item.pk);
         }
@@ -79,7 +83,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         (Vec::new(), 0usize, Vec::new(), Vec::new(), 0usize);
     let mut events = 0usize;
     for key in &keys {
-        let (provider, call_id) = key.split_once('#').unwrap_or((key, ""));
+        let (provider, call_id) = callhook::event::parse_call_key(key).unwrap_or((key, ""));
         match replay_one(store, policy, key, args.dry_run).await {
             Ok((outcome, folded, bad)) => {
                 events += folded;
@@ -135,14 +139,12 @@ async fn replay_one(
     key: &str,
     dry_run: bool,
 ) -> Result<(Outcome, usize, Vec<(String, callhook::Error)>), Error> {
-    let (provider, call_id) = key.split_once('#').unwrap_or((key, ""));
+    let (provider, call_id) = callhook::event::parse_call_key(key)
+        .ok_or_else(|| format!("{key} is not the key of a call"))?;
     for _ in 0..ATTEMPTS {
         let current = store.get_call(provider, call_id).await?;
-        let version = current.as_ref().map(|item| item.version);
-        let current = match current {
-            Some(item) => Some(store.complete(item).await?),
-            None => None,
-        };
+        let version = current.as_ref().map(|(_, version)| *version);
+        let current = current.map(|(record, _)| record);
         let rebuilt = rebuild_call(policy, store, key).await?;
         let Some(record) = rebuilt.record else {
             return Ok((Outcome::NoEvents, 0, rebuilt.unreadable));
@@ -151,7 +153,7 @@ async fn replay_one(
             return Ok((Outcome::Unchanged, rebuilt.events, rebuilt.unreadable));
         }
         let fields = changed_fields(current.as_ref(), &record);
-        if dry_run || store.replace_call(record, version).await? {
+        if dry_run || store.replace_call(&record, version).await? {
             return Ok((Outcome::Changed(fields), rebuilt.events, rebuilt.unreadable));
         }
     }

@@ -20,6 +20,15 @@ pub struct StackArgs {
     /// A DynamoDB endpoint other than AWS's (DynamoDB Local).
     #[arg(long, env = "CALLHOOK_DYNAMODB_ENDPOINT", value_name = "URL")]
     pub endpoint: Option<String>,
+    /// Under the redact policy: the stack's number index key, to look calls up by number (the
+    /// deployed stack's NumberIndexKey parameter).
+    #[arg(
+        long,
+        env = "CALLHOOK_NUMBER_INDEX_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub number_index_key: Option<String>,
     /// The state file of the local stack, used when no tables are named.
     #[arg(long, env = "CALLHOOK_STATE", default_value = crate::state::DEFAULT_PATH, value_name = "FILE")]
     pub state: PathBuf,
@@ -77,8 +86,14 @@ impl StackArgs {
         }
         let sdk = sdk_config(endpoint.as_deref()).await;
         let client = aws_sdk_dynamodb::Client::new(&sdk);
+        let number_key = self
+            .number_index_key
+            .clone()
+            .or_else(|| local.as_ref().and_then(|s| s.number_index_key.clone()))
+            .filter(|k| !k.trim().is_empty());
         Ok(Stack {
-            store: Store::with_tables(client, &events_table, &calls_table),
+            store: Store::with_tables(client, &events_table, &calls_table)
+                .with_number_key(number_key.as_deref().map(|k| k.trim().as_bytes())),
             local,
         })
     }

@@ -21,6 +21,9 @@ pub struct State {
     /// Provider → the credentials `callhook dev` generated for it.
     #[serde(default)]
     pub dev_credentials: BTreeMap<String, DevCredential>,
+    /// Under the redact policy, the key the number indexes hash numbers with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub number_index_key: Option<String>,
     pub pid: u32,
 }
 

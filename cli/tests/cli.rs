@@ -351,8 +351,9 @@ async fn send_all_then_list_show_events_export_replay_and_quarantine() {
     client
         .update_item()
         .table_name(&calls_table)
-        .key("pk", AttributeValue::S(format!("vox#{VOX_CALL}")))
-        .update_expression("SET #s = :s, outcome = :o REMOVE transcript")
+        .key("pk", AttributeValue::S(format!("call#vox#{VOX_CALL}")))
+        .key("sk", AttributeValue::S("h".into()))
+        .update_expression("SET #s = :s, outcome = :o REMOVE ext.transcript")
         .expression_attribute_names("#s", "status")
         .expression_attribute_values(":s", AttributeValue::S("ringing".into()))
         .expression_attribute_values(":o", AttributeValue::S("busy".into()))
@@ -380,14 +381,15 @@ async fn send_all_then_list_show_events_export_replay_and_quarantine() {
     let again = json(&state, &["replay", "--json"]);
     assert_eq!(again["changed"], serde_json::json!([]));
     assert_eq!(again["unchanged"], 4);
-    // A record deleted outright comes back from the events table.
+    // A record whose header is deleted outright comes back from the events table.
     client
         .delete_item()
         .table_name(&calls_table)
         .key(
             "pk",
-            AttributeValue::S(format!("synthflow#{SYNTHFLOW_CALL}")),
+            AttributeValue::S(format!("call#synthflow#{SYNTHFLOW_CALL}")),
         )
+        .key("sk", AttributeValue::S("h".into()))
         .send()
         .await
         .unwrap();

@@ -42,6 +42,10 @@ pub struct Config {
     pub event_retention_days: Option<u32>,
     /// Providers left off because nothing authenticates them (named in the start-up log).
     pub disabled_providers: Vec<&'static str>,
+    /// Under the redact policy, the secret key of the keyed hash the calls table's number
+    /// indexes hold instead of numbers (`CALLHOOK_NUMBER_INDEX_KEY`; the CLI needs the same key
+    /// to look calls up by number).
+    pub number_index_key: Option<Vec<u8>>,
 }
 
 impl Config {
@@ -117,7 +121,20 @@ impl Config {
                 Error::Config("CALLHOOK_EVENT_RETENTION_DAYS must be a positive integer.".into())
             })?),
         };
+        let number_index_key = match (opt_out_policy, get("CALLHOOK_NUMBER_INDEX_KEY")) {
+            (OptOutPolicy::Keep, _) => None,
+            (OptOutPolicy::Redact, Some(key)) if key.len() >= 16 => Some(key.as_bytes().to_vec()),
+            (OptOutPolicy::Redact, _) => {
+                return Err(Error::Config(
+                    "The redact policy needs CALLHOOK_NUMBER_INDEX_KEY (a secret of 16 characters \
+                     or more): the number indexes hold a keyed hash of each number, never the \
+                     number."
+                        .into(),
+                ));
+            }
+        };
         Ok(Self {
+            number_index_key,
             events_table: get("CALLHOOK_EVENTS_TABLE")
                 .unwrap_or(DEFAULT_EVENTS_TABLE)
                 .to_owned(),
@@ -186,6 +203,11 @@ mod tests {
             vec![("CALLHOOK_VOX_AUTH", "md5")],
             vec![("CALLHOOK_OPT_OUT_POLICY", "shred")],
             vec![("CALLHOOK_MAX_BODY_BYTES", "-1")],
+            vec![("CALLHOOK_OPT_OUT_POLICY", "redact")],
+            vec![
+                ("CALLHOOK_OPT_OUT_POLICY", "redact"),
+                ("CALLHOOK_NUMBER_INDEX_KEY", "short"),
+            ],
             vec![
                 ("CALLHOOK_SYNTHFLOW_AUTH", "standard-webhooks"),
                 ("CALLHOOK_SYNTHFLOW_SECRETS", "whsec_%%%"),
@@ -207,6 +229,7 @@ mod tests {
             ("CALLHOOK_CALLS_TABLE", "ca"),
             ("CALLHOOK_SYNTHFLOW_TOKENS", "t1"),
             ("CALLHOOK_OPT_OUT_POLICY", "Redact"),
+            ("CALLHOOK_NUMBER_INDEX_KEY", "0123456789abcdef"),
             ("CALLHOOK_MAX_BODY_BYTES", "1024"),
             ("CALLHOOK_EVENT_RETENTION_DAYS", "30"),
             ("CALLHOOK_CLAWOPS_AUTH", "hmac-sha256"),
@@ -219,6 +242,10 @@ mod tests {
             ("ev", "ca")
         );
         assert_eq!(config.opt_out_policy, OptOutPolicy::Redact);
+        assert_eq!(
+            config.number_index_key.as_deref(),
+            Some(&b"0123456789abcdef"[..])
+        );
         assert_eq!(config.max_body_bytes, 1024);
         assert_eq!(config.event_retention_days, Some(30));
         let Scheme::HmacSha256 { header, .. } =

@@ -68,9 +68,9 @@ pub enum Error {
     #[error("Invalid configuration: {0}")]
     Config(String),
 
-    /// A storage call failed; the caller may retry (the sender gets a 5xx and will).
-    #[error("Storage is unavailable: {0}")]
-    Storage(String),
+    /// A storage call failed. Its kind says whether trying again can help.
+    #[error("Storage failed ({}): {}", .0.kind.as_str(), .0.detail)]
+    Storage(StorageError),
 
     /// A bug or an invariant violation; never caused by input alone.
     #[error("Internal error: {0}")]
@@ -87,6 +87,7 @@ impl Error {
             Self::MethodNotAllowed => 405,
             Self::PayloadTooLarge { .. } => 413,
             Self::Unusable(_) => 422,
+            Self::Storage(e) if e.kind == StorageKind::Rejected => 500,
             Self::Storage(_) => 503,
             Self::Config(_) | Self::Internal(_) => 500,
         }
@@ -102,6 +103,7 @@ impl Error {
             Self::Unusable(_) => "unusable_payload",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Config(_) => "configuration_error",
+            Self::Storage(e) if e.kind == StorageKind::Rejected => "storage_rejected",
             Self::Storage(_) => "storage_unavailable",
             Self::Internal(_) => "internal_error",
         }
@@ -110,13 +112,36 @@ impl Error {
     /// Whether retrying the same input later can succeed. Decides 5xx vs 4xx for senders and
     /// retry vs. batch-item failure for stream records.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Storage(_) | Self::Internal(_))
+        match self {
+            Self::Storage(e) => e.kind.is_retryable(),
+            Self::Internal(_) => true,
+            _ => false,
+        }
+    }
+
+    /// A storage failure of the given kind.
+    pub fn storage(kind: StorageKind, detail: impl fmt::Display) -> Self {
+        Self::Storage(StorageError {
+            kind,
+            detail: detail.to_string(),
+        })
+    }
+
+    /// The storage failure's kind, when this is one.
+    pub fn storage_kind(&self) -> Option<StorageKind> {
+        match self {
+            Self::Storage(e) => Some(e.kind),
+            _ => None,
+        }
     }
 
     /// The JSON body `{"error": code, "message": sentence}`. Storage and internal details stay in
     /// the log; the sender only learns that it should retry.
     pub fn body(&self) -> String {
         let message = match self {
+            Self::Storage(e) if e.kind == StorageKind::Rejected => {
+                "The event could not be stored.".to_owned()
+            }
             Self::Storage(_) => "The event could not be stored; retry later.".to_owned(),
             Self::Internal(_) | Self::Config(_) => {
                 "callhook failed to process the request; retry later.".to_owned()
@@ -133,6 +158,44 @@ impl Error {
     pub(crate) fn unusable(msg: impl fmt::Display) -> Self {
         Self::Unusable(msg.to_string())
     }
+}
+
+/// What kind of storage failure happened: retry decisions are derived from it, never from a
+/// message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StorageKind {
+    /// The service did not answer in time, was unreachable, or answered 5xx: try again.
+    Transient,
+    /// The service refused for capacity (throttling, request limit): try again, slower.
+    Throttled,
+    /// Concurrent writers kept changing the item: try again later.
+    Conflict,
+    /// The service refused the request itself (validation, item too large, missing table,
+    /// access denied): the same request will fail the same way.
+    Rejected,
+}
+
+impl StorageKind {
+    pub fn is_retryable(self) -> bool {
+        !matches!(self, Self::Rejected)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transient => "transient",
+            Self::Throttled => "throttled",
+            Self::Conflict => "conflict",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// A storage failure: its kind and the service's own words (for the log, never for senders).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageError {
+    pub kind: StorageKind,
+    pub detail: String,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -170,7 +233,21 @@ mod tests {
                 422,
                 "unusable_payload",
             ),
-            (Error::Storage("timeout".into()), 503, "storage_unavailable"),
+            (
+                Error::storage(StorageKind::Transient, "timeout"),
+                503,
+                "storage_unavailable",
+            ),
+            (
+                Error::storage(StorageKind::Throttled, "slow down"),
+                503,
+                "storage_unavailable",
+            ),
+            (
+                Error::storage(StorageKind::Rejected, "item too large"),
+                500,
+                "storage_rejected",
+            ),
             (Error::Internal("bug".into()), 500, "internal_error"),
         ];
         for (error, status, code) in cases {
@@ -180,13 +257,17 @@ mod tests {
             assert_eq!(body["error"], code);
             let message = body["message"].as_str().unwrap();
             assert!(message.ends_with('.'), "one sentence: {message}");
-            assert_eq!(error.is_retryable(), status >= 500);
+            let rejected = error.storage_kind() == Some(StorageKind::Rejected);
+            assert_eq!(error.is_retryable(), status >= 500 && !rejected);
         }
     }
 
     #[test]
     fn storage_details_stay_out_of_the_response() {
-        let error = Error::Storage("dispatch failure to https://internal-host:8000".into());
+        let error = Error::storage(
+            StorageKind::Transient,
+            "dispatch failure to https://internal-host:8000",
+        );
         assert!(!error.body().contains("internal-host"));
     }
 }

@@ -234,19 +234,27 @@ pub struct CanonicalEvent {
 }
 
 impl CanonicalEvent {
-    /// The key of the record this event merges into: `<provider>#<call id>`, or
-    /// `<provider>#msg#<message id>` for messages.
+    /// The key of the record this event merges into: `call#<provider>#<call id>`, or
+    /// `msg#<provider>#<message id>` for messages.
     pub fn record_key(&self) -> String {
         record_key(self.provider, self.event_type, &self.call_id)
     }
 }
 
+/// The partition key of a record (and of its events). The kind comes first and provider names
+/// never contain `#`, so no id — whatever `#`s or prefixes it holds — can make two records' keys
+/// equal: the key splits back into kind, provider and id unambiguously.
 pub fn record_key(provider: &str, event_type: EventType, id: &str) -> String {
     if event_type == EventType::MessageReceived {
-        format!("{provider}#msg#{id}")
+        format!("msg#{provider}#{id}")
     } else {
-        format!("{provider}#{id}")
+        format!("call#{provider}#{id}")
     }
+}
+
+/// `(provider, call id)` of a call's record key; `None` for a message's or another key.
+pub fn parse_call_key(key: &str) -> Option<(&str, &str)> {
+    key.strip_prefix("call#")?.split_once('#')
 }
 
 /// What the caller knows about a delivery beyond its body.
@@ -359,6 +367,19 @@ mod tests {
         assert_eq!(
             dedupe_key("vox", EventType::CallEnded, "c1", &with_id, b"{}"),
             dedupe_key("vox", EventType::CallEnded, "c1", &with_id, b"{\"re\":1}"),
+        );
+    }
+
+    #[test]
+    fn record_keys_cannot_collide_whatever_the_id_holds() {
+        let call = record_key("vox", EventType::CallEnded, "msg#vox#1");
+        let message = record_key("vox", EventType::MessageReceived, "1");
+        assert_ne!(call, message);
+        assert_eq!(parse_call_key(&call), Some(("vox", "msg#vox#1")));
+        assert_eq!(parse_call_key(&message), None);
+        assert_eq!(
+            parse_call_key(&record_key("clawops", EventType::CallStarted, "a#b")),
+            Some(("clawops", "a#b"))
         );
     }
 

@@ -18,6 +18,8 @@ pub mod intake;
 pub mod local;
 pub mod privacy;
 pub mod provider;
+#[cfg(feature = "aws")]
+pub mod rebuild;
 pub mod record;
 #[cfg(feature = "aws")]
 pub mod store;

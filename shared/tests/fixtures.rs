@@ -333,7 +333,7 @@ fn clawops_message_keeps_undocumented_fields() {
     assert_eq!(Value::Object(extra.clone()), json!({"num_media": 0}));
     assert_eq!(
         e.record_key(),
-        "clawops#msg#SM9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a"
+        "msg#clawops#SM9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a"
     );
 }
 

@@ -40,7 +40,7 @@ async fn every_seed_fixture_becomes_its_expected_record() {
         message.message.body.as_deref(),
         Some("내일 오후 3시 예약 확인했습니다.")
     );
-    assert_eq!(message.list_pk, "msg#clawops");
+    assert_eq!(message.pk, "msg#clawops#SM9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a");
     // The indexes list calls and messages by number, agent and time, without a scan.
     let pks =
         |items: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>| {
@@ -53,34 +53,37 @@ async fn every_seed_fixture_becomes_its_expected_record() {
         };
     let from = stack
         .store
-        .list(ListIndex::From, "01012345678", 0, i64::MAX, None)
+        .list(ListIndex::From, "n#01012345678", 0, i64::MAX, None)
         .await
         .unwrap();
     assert_eq!(
         pks(from),
         [
-            "clawops#CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d",
-            "clawops#msg#SM9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a",
-            "vox#3079f46c-d141-4cd9-805f-69f212136b66"
+            "call#clawops#CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d",
+            "call#vox#3079f46c-d141-4cd9-805f-69f212136b66",
+            "msg#clawops#SM9d8c7b6a5f4e3d2c1b0a9f8e7d6c5b4a"
         ]
     );
     let agent = stack
         .store
         .list(
             ListIndex::Agent,
-            "1711241656808x745681686585854500",
+            "synthflow#1711241656808x745681686585854500",
             0,
             i64::MAX,
             None,
         )
         .await
         .unwrap();
-    assert_eq!(pks(agent), ["synthflow#1711646262471x768387119913843100"]);
+    assert_eq!(
+        pks(agent),
+        ["call#synthflow#1711646262471x768387119913843100"]
+    );
     let clawops = stack
         .store
         .list(
             ListIndex::Time,
-            "call#clawops",
+            "clawops#2026-05-21",
             1_779_323_000_000,
             1_779_323_500_000,
             None,
@@ -89,12 +92,12 @@ async fn every_seed_fixture_becomes_its_expected_record() {
         .unwrap();
     assert_eq!(
         pks(clawops),
-        ["clawops#CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d"],
+        ["call#clawops#CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d"],
         "time range excludes the later missed call"
     );
     let to = stack
         .store
-        .list(ListIndex::To, "07052351234", 0, i64::MAX, Some(1))
+        .list(ListIndex::To, "n#07052351234", 0, i64::MAX, Some(1))
         .await
         .unwrap();
     assert_eq!(to.len(), 1);
@@ -377,7 +380,7 @@ async fn a_poison_record_fails_alone_and_its_neighbours_commit() {
     let mut stack = Stack::new().await;
     // GIVEN a stored call_ended whose body the parser rejects (as after a parser regression)
     let poison = EventItem {
-        pk: "vox#poison".into(),
+        pk: "call#vox#poison".into(),
         sk: "ev#0000".into(),
         kind: "call_ended".into(),
         provider: "vox".into(),
@@ -389,6 +392,7 @@ async fn a_poison_record_fails_alone_and_its_neighbours_commit() {
         body: Some("{\"event\":\"call_ended\"}".into()),
         body_gz: None,
         body_encoding: None,
+        body_ref: None,
         parts: 0,
         error: None,
         expires_at: None,
@@ -412,7 +416,7 @@ async fn a_poison_record_fails_alone_and_its_neighbours_commit() {
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(
         (letters[0].function.as_str(), letters[0].pk.as_str()),
-        ("call-ended", "vox#poison")
+        ("call-ended", "call#vox#poison")
     );
     let mapping = stack
         .runner

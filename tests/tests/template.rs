@@ -166,12 +166,17 @@ fn each_function_is_granted_exactly_what_its_code_does() {
     let resources = template["Resources"].as_object().unwrap();
     assert_eq!(
         grants(&resources["IngestFunction"]),
-        set(&[("dynamodb:PutItem", "EventsTable")])
+        set(&[
+            ("dynamodb:PutItem", "EventsTable"),
+            ("dynamodb:GetItem", "EventsTable"),
+        ])
     );
     let stream = set(&[
         ("dynamodb:Query", "EventsTable"),
         ("dynamodb:GetItem", "CallsTable"),
         ("dynamodb:PutItem", "CallsTable"),
+        ("dynamodb:Query", "CallsTable"),
+        ("dynamodb:DeleteItem", "CallsTable"),
         ("sqs:SendMessage", "FailureQueue"),
     ]);
     for mapping in stream_mappings().unwrap() {
@@ -206,4 +211,21 @@ fn secrets_are_no_echo_parameters_reaching_only_ingest() {
     }
     let globals = template["Globals"].to_string();
     assert!(!globals.contains("_SECRETS") && !globals.contains("_TOKENS"));
+    // The number index key reaches the functions that write call records, and only them.
+    assert_eq!(template["Parameters"]["NumberIndexKey"]["NoEcho"], true);
+    assert!(!globals.contains("NUMBER_INDEX_KEY"));
+    for (id, resource) in resources
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+    {
+        let env = resource
+            .pointer("/Properties/Environment/Variables")
+            .map(Value::to_string)
+            .unwrap_or_default();
+        assert_eq!(
+            env.contains("CALLHOOK_NUMBER_INDEX_KEY"),
+            id != "IngestFunction",
+            "{id}"
+        );
+    }
 }

@@ -74,14 +74,7 @@ fn benches(c: &mut Criterion) {
             panic!("{} is not stored", payload.name);
         };
         group.bench_function(format!("{id}/item"), |b| {
-            b.iter(|| {
-                events
-                    .iter()
-                    .map(|event| {
-                        EventItems::for_event(event, black_box(&body), None)?.to_attributes()
-                    })
-                    .collect::<callhook::Result<Vec<_>>>()
-            })
+            b.iter(|| EventItems::for_delivery(&events, black_box(&body), None)?.to_attributes())
         });
     }
     group.finish();

@@ -7,7 +7,7 @@
 
 use super::now_ms;
 use crate::config::Config;
-use crate::error::Error;
+use crate::error::{Error, StorageKind};
 use crate::intake::{Delivery, Intake, intake};
 use crate::store::Store;
 use lambda_http::http::{HeaderValue, StatusCode, header};
@@ -69,18 +69,11 @@ pub async fn handle(config: &Config, store: &Store, request: Request) -> Respons
                 }
             }
         }
-        Ok(Intake::Events { events, body, .. }) => {
-            let mut stored = Vec::with_capacity(events.len());
-            let mut failure = None;
-            for event in &events {
-                match store.put_event(event, &body).await {
-                    Ok(s) => stored.push(s),
-                    Err(error) => {
-                        failure = Some(error);
-                        break;
-                    }
-                }
-            }
+        Ok(Intake::Events {
+            provider: name,
+            events,
+            body,
+        }) => {
             let call_id = events
                 .first()
                 .map(|e| e.call_id.clone())
@@ -90,12 +83,8 @@ pub async fn handle(config: &Config, store: &Store, request: Request) -> Respons
                 .map(|e| e.event_type.as_str())
                 .collect::<Vec<_>>()
                 .join(",");
-            match failure {
-                Some(error) => {
-                    tracing::error!(error = %error, "event write failed");
-                    (error_response(&error), call_id, types, error.code())
-                }
-                None => {
+            match store.put_delivery(&events, &body).await {
+                Ok(stored) => {
                     let duplicate = stored.iter().all(|s| s.duplicate);
                     let body = json!({
                         "received": true,
@@ -113,6 +102,26 @@ pub async fn handle(config: &Config, store: &Store, request: Request) -> Respons
                         types,
                         outcome,
                     )
+                }
+                Err(error) if error.storage_kind() == Some(StorageKind::Rejected) => {
+                    // DynamoDB refuses these items and always will: a 5xx would have the sender
+                    // retry for days. Keep the body where a person can see it, and say so.
+                    tracing::error!(error = %error, "event write rejected");
+                    let refused = Error::Unusable(
+                        "The event cannot be stored as sent; it is kept in quarantine.".into(),
+                    );
+                    let response = match store
+                        .put_quarantine(name, &error, &body, delivery.received_at_ms)
+                        .await
+                    {
+                        Ok(_) => error_response(&refused),
+                        Err(storage) => error_response(&storage),
+                    };
+                    (response, call_id, types, "rejected")
+                }
+                Err(error) => {
+                    tracing::error!(error = %error, "event write failed");
+                    (error_response(&error), call_id, types, error.code())
                 }
             }
         }

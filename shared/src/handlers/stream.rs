@@ -6,10 +6,9 @@
 
 use crate::config::{Config, OptOutPolicy};
 use crate::error::{Error, Result};
-use crate::event::{CanonicalEvent, DeliveryContext, EventData, EventType};
+use crate::event::{CanonicalEvent, EventData, EventType};
 use crate::privacy;
-use crate::provider;
-use crate::record::CallRecord;
+pub use crate::rebuild::{Rebuilt, rebuild, rebuild_call, rebuild_from_body};
 use crate::store::{EventItem, Store};
 use aws_lambda_events::event::dynamodb::{Event, EventRecord};
 use aws_lambda_events::event::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -43,15 +42,20 @@ pub async fn handle(
                 latency_ms,
                 "event"
             ),
-            Err(error) => {
+            Err((key, error)) => {
+                let retryable = error.is_retryable();
                 tracing::error!(
                     r#type = expected.as_str(),
-                    outcome = "failed",
-                    retryable = error.is_retryable(),
+                    pk = %key.0,
+                    sk = %key.1,
+                    outcome = if retryable { "failed" } else { "rejected" },
+                    retryable,
                     error = %error,
                     latency_ms,
                     "event"
                 );
+                // Every failure goes back to the mapping, a permanent one too: its bounded
+                // retries end in the failure queue, which is where a failure is kept for now.
                 let mut failure = DynamoDbBatchItemFailure::default();
                 failure.item_identifier = sequence;
                 response.batch_item_failures.push(failure);
@@ -68,14 +72,29 @@ async fn process(
     store: &Store,
     expected: EventType,
     record: EventRecord,
-) -> Result<Option<CanonicalEvent>> {
-    let item: EventItem = serde_dynamo::from_item(record.change.new_image)
-        .map_err(|e| Error::Unusable(format!("The stream record is not an event item: {e}.")))?;
+) -> Result<Option<CanonicalEvent>, ((String, String), Error)> {
+    let key = |image: &serde_dynamo::Item| {
+        let text = |name: &str| match image.get(name) {
+            Some(serde_dynamo::AttributeValue::S(s)) => s.clone(),
+            _ => String::new(),
+        };
+        (text("pk"), text("sk"))
+    };
+    let image = record.change.new_image;
+    let keys = key(&image);
+    let item: EventItem = serde_dynamo::from_item(image).map_err(|e| {
+        (
+            keys.clone(),
+            Error::Unusable(format!("The stream record is not an event item: {e}.")),
+        )
+    })?;
     if item.event_type() != Some(expected) {
         return Ok(None);
     }
-    let event = rebuild(store, &item).await?;
-    apply(config.opt_out_policy, store, &event).await?;
+    let event = rebuild(store, &item).await.map_err(|e| (keys.clone(), e))?;
+    apply(config.opt_out_policy, store, &event)
+        .await
+        .map_err(|e| (keys, e))?;
     Ok(Some(event))
 }
 
@@ -94,90 +113,4 @@ pub async fn apply(policy: OptOutPolicy, store: &Store, event: &CanonicalEvent) 
                 .map(drop)
         }
     }
-}
-
-/// The canonical event a stored item holds, parsed again from its raw body.
-pub async fn rebuild(store: &Store, item: &EventItem) -> Result<CanonicalEvent> {
-    let body = store.load_body(item).await?;
-    rebuild_from_body(item, &body)
-}
-
-pub fn rebuild_from_body(item: &EventItem, body: &[u8]) -> Result<CanonicalEvent> {
-    let provider = provider::lookup(&item.provider).ok_or_else(|| {
-        Error::Unusable(format!(
-            "The stored event names provider `{}`, which this build does not know.",
-            item.provider
-        ))
-    })?;
-    let ctx = DeliveryContext {
-        received_at: item.received_at,
-        delivery_id: None,
-    };
-    let expected = item.event_type();
-    let mut event = provider
-        .parse(body, &ctx)?
-        .into_iter()
-        .find(|e| Some(e.event_type) == expected)
-        .ok_or_else(|| {
-            Error::Unusable(format!(
-                "The stored body no longer yields a `{}` event.",
-                item.kind
-            ))
-        })?;
-    // The key it was stored under (a Standard Webhooks delivery id, if any, is not in the body).
-    event.dedupe_key.clone_from(&item.dedupe_key);
-    Ok(event)
-}
-
-/// A call record rebuilt from its stored events.
-#[derive(Debug)]
-pub struct Rebuilt {
-    /// `None` when none of the call's events could be read.
-    pub record: Option<CallRecord>,
-    /// Events folded into the record.
-    pub events: usize,
-    /// Events today's parser rejects: their sort key and why.
-    pub unreadable: Vec<(String, Error)>,
-}
-
-/// Rebuilds a call record (`<provider>#<call id>`) from its stored raw events with today's
-/// parsers and merge, as if each were delivered again: the record the stream functions would
-/// build. `callhook replay` writes it after a parser fix.
-pub async fn rebuild_call(
-    policy: OptOutPolicy,
-    store: &Store,
-    record_key: &str,
-) -> Result<Rebuilt> {
-    let mut events = Vec::new();
-    let mut unreadable = Vec::new();
-    for item in store.events_of(record_key).await? {
-        if item
-            .event_type()
-            .is_none_or(|t| t == EventType::MessageReceived)
-        {
-            continue;
-        }
-        match rebuild(store, &item).await {
-            Ok(event) if event.record_key() == record_key => events.push(event),
-            Ok(event) => unreadable.push((
-                item.sk,
-                Error::Unusable(format!(
-                    "The stored body now names another call ({}).",
-                    event.record_key()
-                )),
-            )),
-            // A storage failure is not the event's fault: the whole rebuild fails.
-            Err(error @ Error::Storage(_)) => return Err(error),
-            Err(error) => unreadable.push((item.sk, error)),
-        }
-    }
-    let mut record = CallRecord::from_events(&events);
-    if let (Some(record), OptOutPolicy::Redact) = (&mut record, policy) {
-        privacy::redact_opted_out(record);
-    }
-    Ok(Rebuilt {
-        record,
-        events: events.len(),
-        unreadable,
-    })
 }

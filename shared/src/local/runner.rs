@@ -110,9 +110,7 @@ impl StreamRunner {
                 .set_exclusive_start_shard_id(start)
                 .send()
                 .await
-                .map_err(|e| {
-                    Error::Storage(format!("DescribeStream: {e:?}").chars().take(300).collect())
-                })?;
+                .map_err(crate::store::storage)?;
             let Some(description) = out.stream_description else {
                 return Ok(());
             };
@@ -147,14 +145,7 @@ impl StreamRunner {
                         .sequence_number(seq),
                     None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
                 };
-                let out = request.send().await.map_err(|e| {
-                    Error::Storage(
-                        format!("GetShardIterator: {e:?}")
-                            .chars()
-                            .take(300)
-                            .collect(),
-                    )
-                })?;
+                let out = request.send().await.map_err(crate::store::storage)?;
                 match out.shard_iterator {
                     Some(iterator) => iterator,
                     None => {
@@ -176,9 +167,7 @@ impl StreamRunner {
                 // An expired or unknown iterator (DynamoDB Local restarted): start again after
                 // the last record handled.
                 shard.iterator = None;
-                return Err(Error::Storage(
-                    format!("GetRecords: {e:?}").chars().take(300).collect(),
-                ));
+                return Err(crate::store::storage(e));
             }
         };
         shard.iterator = out.next_shard_iterator;

@@ -70,11 +70,22 @@ impl TableDef {
             .into_iter()
             .flatten()
             .map(|gsi| {
+                let attributes: Option<Vec<String>> = gsi
+                    .pointer("/Projection/NonKeyAttributes")
+                    .and_then(Value::as_array)
+                    .map(|names| {
+                        names
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_owned)
+                            .collect()
+                    });
                 let projection = Projection::builder()
                     .projection_type(ProjectionType::from(text(
                         gsi,
                         "/Projection/ProjectionType",
                     )?))
+                    .set_non_key_attributes(attributes)
                     .build();
                 GlobalSecondaryIndex::builder()
                     .index_name(text(gsi, "/IndexName")?)

@@ -1,0 +1,217 @@
+//! The seam between callhook's storage logic and DynamoDB: the narrow [`Table`] interface (the
+//! few operations the calls path needs), its SDK implementation, item encoding, and the mapping
+//! of SDK errors to [`StorageKind`]s — retry decisions are derived from the kind, never from a
+//! message.
+
+use crate::error::{Error, Result, StorageKind};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::future::Future;
+
+/// One item as DynamoDB attribute values.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// The condition a put is made under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Condition {
+    Always,
+    /// Only if no item has the key.
+    Absent,
+    /// Only if the item's `version` is this one.
+    Version(u64),
+}
+
+/// What a conditional put did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Put {
+    Written,
+    /// The condition failed; the item as it is now (DynamoDB returns it with the failure).
+    Refused(Option<Item>),
+}
+
+/// The operations of one table keyed by `pk` + `sk` that the calls path needs.
+pub trait Table {
+    fn get(&self, pk: &str, sk: &str) -> impl Future<Output = Result<Option<Item>>> + Send;
+    fn put(&self, item: Item, condition: Condition) -> impl Future<Output = Result<Put>> + Send;
+    /// Every item of a partition whose sort key starts with `prefix`, in sort-key order.
+    fn query(&self, pk: &str, prefix: &str) -> impl Future<Output = Result<Vec<Item>>> + Send;
+    fn delete(&self, pk: &str, sk: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// [`Table`] on a DynamoDB table.
+#[derive(Debug, Clone, Copy)]
+pub struct DynamoTable<'a> {
+    client: &'a Client,
+    name: &'a str,
+}
+
+impl<'a> DynamoTable<'a> {
+    pub fn new(client: &'a Client, name: &'a str) -> Self {
+        Self { client, name }
+    }
+}
+
+fn key(pk: &str, sk: &str) -> Item {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(pk.to_owned())),
+        ("sk".to_owned(), AttributeValue::S(sk.to_owned())),
+    ])
+}
+
+impl Table for DynamoTable<'_> {
+    async fn get(&self, pk: &str, sk: &str) -> Result<Option<Item>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(self.name)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(storage)?;
+        Ok(out.item)
+    }
+
+    async fn put(&self, item: Item, condition: Condition) -> Result<Put> {
+        let mut request = self
+            .client
+            .put_item()
+            .table_name(self.name)
+            .set_item(Some(item));
+        request = match condition {
+            Condition::Always => request,
+            Condition::Absent => request.condition_expression("attribute_not_exists(pk)"),
+            Condition::Version(v) => request
+                .condition_expression("version = :v")
+                .expression_attribute_values(":v", AttributeValue::N(v.to_string())),
+        };
+        if condition != Condition::Always {
+            request = request.return_values_on_condition_check_failure(
+                ReturnValuesOnConditionCheckFailure::AllOld,
+            );
+        }
+        match request.send().await {
+            Ok(_) => Ok(Put::Written),
+            Err(SdkError::ServiceError(e)) => match e.into_err() {
+                PutItemError::ConditionalCheckFailedException(failed) => {
+                    Ok(Put::Refused(failed.item().cloned()))
+                }
+                other => Err(storage(SdkError::<_, ()>::service_error(other, ()))),
+            },
+            Err(e) => Err(storage(e)),
+        }
+    }
+
+    async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>> {
+        // A plain loop rather than the SDK's paginator: the paginator's stream types make the
+        // stream functions' futures too deep for the compiler's default query limit.
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(self.name)
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()));
+            // DynamoDB refuses an empty string even as a prefix: no prefix, no sort-key condition.
+            request = if prefix.is_empty() {
+                request.key_condition_expression("pk = :pk")
+            } else {
+                request
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+            };
+            let out = request
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(storage)?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    async fn delete(&self, pk: &str, sk: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(self.name)
+            .set_key(Some(key(pk, sk)))
+            .send()
+            .await
+            .map_err(storage)?;
+        Ok(())
+    }
+}
+
+/// An item as DynamoDB attribute values.
+pub fn to_attributes<T: Serialize>(item: &T) -> Result<Item> {
+    serde_dynamo::to_item(item).map_err(|e| Error::Internal(format!("item encoding: {e}")))
+}
+
+pub fn from_item<T: serde::de::DeserializeOwned>(item: Item) -> Result<T> {
+    serde_dynamo::from_item(item)
+        .map_err(|e| Error::Internal(format!("stored item does not decode: {e}")))
+}
+
+/// The service's error codes that mean "slow down" rather than "cannot be done".
+const THROTTLING: [&str; 6] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "TransactionInProgressException",
+    "Throttling",
+];
+
+/// Codes of failures that are not the request's fault: the same request may succeed later.
+const TRANSIENT: [&str; 4] = [
+    "InternalServerError",
+    "ServiceUnavailable",
+    "ItemCollectionSizeLimitExceededException",
+    "TransactionConflictException",
+];
+
+/// A storage failure, with its kind and the service's error code for the log (never shown to
+/// senders).
+pub fn storage<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    error: SdkError<E, R>,
+) -> Error {
+    let (kind, detail) = match &error {
+        SdkError::ServiceError(e) => {
+            let code = e.err().code().unwrap_or("service error");
+            let kind = if THROTTLING.contains(&code) {
+                StorageKind::Throttled
+            } else if TRANSIENT.contains(&code) || code == "service error" {
+                StorageKind::Transient
+            } else {
+                // ValidationException (an item too large, a key too long), access denied, a
+                // missing table, a conditional failure nobody asked about: the same request
+                // fails the same way.
+                StorageKind::Rejected
+            };
+            let message = e.err().message().unwrap_or_default();
+            (kind, format!("{code}: {message}"))
+        }
+        SdkError::TimeoutError(_) => (StorageKind::Transient, "timed out".to_owned()),
+        SdkError::DispatchFailure(e) => {
+            (StorageKind::Transient, format!("dispatch failure: {e:?}"))
+        }
+        SdkError::ResponseError(_) => (
+            StorageKind::Transient,
+            "the response could not be read".to_owned(),
+        ),
+        other => (
+            StorageKind::Rejected,
+            format!("{other:?}").chars().take(300).collect(),
+        ),
+    };
+    Error::storage(kind, detail)
+}
