@@ -331,6 +331,37 @@ def writes_section(out: Path, lines: list[str], summary: list[list[str]]) -> dic
     return d
 
 
+def units_section(out: Path, lines: list[str], summary: list[list[str]]) -> None:
+    d = load(out, "units.json")
+    if not d:
+        return
+    rows = [[p["phase"], str(p["deliveries"]), str(p["events_write_units"]), str(p["calls_write_units"])]
+            for p in d["phases"]]
+    rows.append(["total", str(sum(p["deliveries"] for p in d["phases"])), str(d["events_write_units"]),
+                 str(d["calls_write_units"])])
+    lines += [
+        f"### 7. Write units of a {d['turns']}-turn call",
+        "",
+        f"A Vox call with {d['turns']} live turns (`mid_call`), then its full transcript (`call_ended`), "
+        "then its analysis (`call_analyzed`), stored as callhook stores it "
+        "(`bench/kernel/src/bin/write-units.rs`): the events table's writes are the items ingest puts; "
+        "the calls table's are what the merges write, billed as DynamoDB bills (item size rounded up "
+        "to 1 KB, index entries whose key or projection changes), on the in-memory table.",
+        "",
+        *table(["phase", "deliveries", "events table WRU", "calls table WRU"], rows),
+        "",
+        f"The calls table costs **{d['ratio']:.2f}×** what storing the events costs "
+        f"(target ≤ 2×): {d['headers_written']} header writes for {sum(p['deliveries'] for p in d['phases'])} "
+        f"deliveries, {d['calls_index_write_units']} index write units, {d['calls_items']} items, the largest "
+        f"{d['largest_item_bytes']:,} bytes. The layout it replaced (the whole record in one item, "
+        f"rewritten by each merge and projected whole into four indexes) would have written "
+        f"{d['single_item_layout_write_units']:,} units for the same call.",
+        "",
+    ]
+    summary.append([f"calls-table writes, {d['turns']}-turn call", f"{d['ratio']:.2f}× its events",
+                    "–", "–", f"≤ 2×: {verdict(d['ratio'] <= 2.0)}"])
+
+
 def cost_section(lines: list[str], serve: dict, writes: dict, summary: list[list[str]]) -> None:
     if not serve or not writes:
         return
@@ -387,6 +418,7 @@ def main(argv=None) -> int:
     load_section(out, body, summary)
     artifacts_section(out, body, summary)
     writes = writes_section(out, body, summary)
+    units_section(out, body, summary)
     cost_section(body, serve, writes, summary)
 
     lines = [

@@ -9,6 +9,7 @@
 #   coldstart  spawn → first `next` from the Lambda runtime API stub, 30 runs per side
 #   serve      10,000 stubbed invocations per side: peak RSS, CPU per invocation, latency
 #   writes     DynamoDB requests per new and per duplicate event, counted on the wire
+#   units      write units of a 400-turn call: the calls table's against its events'
 #   load       wrk against `callhook dev` and against uvicorn, on one DynamoDB Local
 #   artifacts  `cargo lambda build --release --arm64 --output-format zip` per function
 #   report     docs/PERFORMANCE.md's figures from bench/out/*.json
@@ -100,6 +101,10 @@ step_writes() {
     --out "$OUT/writes.json" >/dev/null
 }
 
+step_units() {
+  cargo run --release --locked -q -p callhook-bench --bin write-units -- 400 >"$OUT/units.json"
+}
+
 step_load() {
   # callhook goes first; the reference's table has no stream.
   dynamodb
@@ -140,7 +145,7 @@ step_report() {
   "$PY" bench/report.py --out-dir "$OUT" --doc docs/PERFORMANCE.md
 }
 
-ALL=(tools kernel build coldstart serve writes load artifacts report)
+ALL=(tools kernel build coldstart serve writes units load artifacts report)
 steps=("$@")
 [[ ${#steps[@]} -gt 0 ]] || steps=("${ALL[@]}")
 for step in "${steps[@]}"; do

@@ -374,9 +374,17 @@ struct Authority {
 
 impl Authority {
     fn of(event: &CanonicalEvent) -> Self {
+        // A live turn's time orders the turn (it is in the turn), not the call-level values its
+        // event restates (the agent, the status): among `mid_call` events those are equally
+        // authoritative, ordered by key alone. Otherwise every turn would take over the
+        // bookkeeping of the values it repeats, and each one would rewrite the stored header.
+        let at = match event.event_type {
+            EventType::MidCall => 0,
+            _ => event.occurred_at.unwrap_or(0).clamp(0, 9_999_999_999_999),
+        };
         Self {
             rank: event.event_type.rank(),
-            at: event.occurred_at.unwrap_or(0).clamp(0, 9_999_999_999_999),
+            at,
             key: event.dedupe_key.clone(),
         }
     }

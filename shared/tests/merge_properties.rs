@@ -257,7 +257,11 @@ proptest! {
         let full = events
             .iter()
             .filter(|e| patch_of(e).transcript.as_ref().is_some_and(|t| t.iter().any(|t| !t.content.trim().is_empty())))
-            .max_by_key(|e| (e.event_type.rank(), e.occurred_at.unwrap_or(0), e.dedupe_key.clone()));
+            .max_by_key(|e| {
+                // A live turn's event is ordered by key alone among its kind (see record.rs).
+                let at = if e.event_type == EventType::MidCall { 0 } else { e.occurred_at.unwrap_or(0) };
+                (e.event_type.rank(), at, e.dedupe_key.clone())
+            });
         match full {
             Some(winner) => prop_assert_eq!(Some(&record.transcript), patch_of(winner).transcript.as_ref()),
             None => {
@@ -307,4 +311,175 @@ fn duration_is_computed_only_when_the_provider_gives_none() {
     patch.duration_ms = Some(38_500);
     let given = merge_all([&mk(patch, "a", EventType::CallEnded)]);
     assert_eq!(given.duration_ms, Some(38_500));
+}
+
+/// The merge as the calls table keeps it: header, live turns and large values in their own items,
+/// merged one event at a time through [`Calls`] on the in-memory table.
+mod split {
+    use super::*;
+    use callhook::store::calls::Calls;
+    use callhook::store::memory::{MemoryTable, item_size};
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::Ordering;
+
+    /// Makes some of an event's values large enough to leave the header (and, for one, larger
+    /// than an item), keeping them deterministic so a redelivery carries the same bytes.
+    fn enlarge(event: &mut CanonicalEvent, size: usize) {
+        let EventData::Call(patch) = &mut event.data else {
+            return;
+        };
+        if let Some(analysis) = &mut patch.analysis {
+            analysis.summary = Some(format!("{}{}", event.dedupe_key, "s".repeat(size)));
+        }
+        if let Some(metadata) = &mut patch.metadata {
+            metadata.insert("blob".into(), json!("m".repeat(size)));
+        }
+        if let Some(turn) = &mut patch.live_turn {
+            turn.content.push_str(&"t".repeat(size / 2));
+        }
+    }
+
+    fn run<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(future)
+    }
+
+    async fn merged(table: &MemoryTable, events: &[CanonicalEvent]) -> CallRecord {
+        let days = Mutex::new(HashSet::new());
+        let calls = Calls {
+            table,
+            number_key: None,
+            days: &days,
+        };
+        for event in events {
+            calls.merge(event, None).await.unwrap();
+        }
+        calls.load("call#vox#call-1").await.unwrap().unwrap().0
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+
+        /// Stored and read back, the split record is the record the events give in memory, in
+        /// any order, with redeliveries and concurrent writers, and no item outgrows 400 KB.
+        #[test]
+        fn the_split_record_is_the_merged_record(
+            mut events in events(),
+            seed in any::<u64>(),
+            size in prop_oneof![Just(0usize), Just(3_000usize), Just(450_000usize)],
+            repeat in any::<prop::sample::Index>(),
+            interfere in 0u32..3,
+        ) {
+            for event in &mut events {
+                enlarge(event, size);
+            }
+            let expected = merge_all(&events);
+            let mut delivered = events.clone();
+            delivered.push(repeat.get(&events).clone());
+            shuffle(&mut delivered, seed);
+            let table = MemoryTable::new(MemoryTable::calls_indexes());
+            table.interfere.store(interfere, Ordering::SeqCst);
+            let record = run(merged(&table, &delivered));
+            prop_assert_eq!(record, expected);
+            for item in table.items() {
+                prop_assert!(item_size(&item) < 400 * 1024, "an item of {} bytes", item_size(&item));
+            }
+        }
+    }
+
+    /// GIVEN a call already holding live turns WHEN more mid_call events arrive THEN each writes
+    /// its turn alone, and a redelivery writes nothing.
+    #[test]
+    fn a_live_turn_costs_its_own_item_and_not_a_header_rewrite() {
+        let event = |i: i64| CanonicalEvent {
+            provider: "vox",
+            event_type: EventType::MidCall,
+            provider_event: "mid_call".into(),
+            call_id: "call-1".into(),
+            dedupe_key: format!("{i:032x}"),
+            occurred_at: Some(1_700_000_000_000 + i),
+            received_at: 1_800_000_000_000 + i,
+            data: EventData::Call(Box::new(CallPatch {
+                live_turn: Some(Turn {
+                    at: Some(1_700_000_000_000 + i),
+                    ..Turn::new("user", format!("turn {i}"))
+                }),
+                status: Some(CallStatus::InProgress),
+                ..CallPatch::default()
+            })),
+        };
+        let events: Vec<CanonicalEvent> = (0..50).map(event).collect();
+        let table = MemoryTable::new(MemoryTable::calls_indexes());
+        let days = Mutex::new(HashSet::new());
+        let calls = Calls {
+            table: &table,
+            number_key: None,
+            days: &days,
+        };
+        run(async {
+            let first = calls.merge(&events[0], None).await.unwrap();
+            assert!(first.header_written);
+            for event in &events[1..] {
+                let merged = calls.merge(event, None).await.unwrap();
+                assert!(
+                    !merged.header_written,
+                    "a turn that changes only last_event_at"
+                );
+                assert_eq!(merged.items_written, 1);
+            }
+            let items = table.len();
+            let again = calls.merge(&events[7], None).await.unwrap();
+            assert!(!again.header_written);
+            assert_eq!(table.len(), items, "a redelivery adds no item");
+            let (record, _) = calls.load("call#vox#call-1").await.unwrap().unwrap();
+            assert_eq!(record, merge_all(&events));
+            assert_eq!(record.transcript.len(), 50);
+            assert_eq!(record.last_event_at, Some(1_800_000_000_049));
+        });
+    }
+
+    /// GIVEN another writer updating the header between each read and write THEN the merge reads
+    /// the item the failed write returns, tries again and lands the event.
+    #[test]
+    fn a_merge_that_loses_races_retries_on_the_item_it_got_back() {
+        let table = MemoryTable::new(MemoryTable::calls_indexes());
+        let days = Mutex::new(HashSet::new());
+        let calls = Calls {
+            table: &table,
+            number_key: None,
+            days: &days,
+        };
+        let mk = |t: EventType, key: &str, outcome: &str| CanonicalEvent {
+            provider: "vox",
+            event_type: t,
+            provider_event: String::new(),
+            call_id: "call-1".into(),
+            dedupe_key: key.into(),
+            occurred_at: None,
+            received_at: 5,
+            data: EventData::Call(Box::new(CallPatch {
+                outcome: Some(outcome.into()),
+                ..CallPatch::default()
+            })),
+        };
+        run(async {
+            calls
+                .merge(&mk(EventType::CallStarted, "a", "x"), None)
+                .await
+                .unwrap();
+            table.interfere.store(4, Ordering::SeqCst);
+            let merged = calls
+                .merge(&mk(EventType::CallEnded, "b", "completed"), None)
+                .await
+                .unwrap();
+            assert_eq!(merged.attempts, 5);
+            let (record, version) = calls.load("call#vox#call-1").await.unwrap().unwrap();
+            assert_eq!(record.outcome.as_deref(), Some("completed"));
+            assert_eq!(version, 6, "four versions by the other writer, then ours");
+        });
+    }
 }

@@ -215,3 +215,18 @@ pub fn storage<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     };
     Error::storage(kind, detail)
 }
+
+impl<T: Table + Sync> Table for &T {
+    fn get(&self, pk: &str, sk: &str) -> impl Future<Output = Result<Option<Item>>> + Send {
+        (**self).get(pk, sk)
+    }
+    fn put(&self, item: Item, condition: Condition) -> impl Future<Output = Result<Put>> + Send {
+        (**self).put(item, condition)
+    }
+    fn query(&self, pk: &str, prefix: &str) -> impl Future<Output = Result<Vec<Item>>> + Send {
+        (**self).query(pk, prefix)
+    }
+    fn delete(&self, pk: &str, sk: &str) -> impl Future<Output = Result<()>> + Send {
+        (**self).delete(pk, sk)
+    }
+}

@@ -14,6 +14,7 @@ pub mod calls;
 pub mod codec;
 pub mod dynamo;
 pub mod events;
+pub mod memory;
 pub mod queries;
 
 pub use calls::{CallSummary, MessageItem};
