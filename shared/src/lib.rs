@@ -3,8 +3,8 @@
 //! DynamoDB.
 //!
 //! This crate is shared by every function, the local runner and the CLI. Its pure core
-//! (providers, authentication, canonical events, merge, privacy) does no I/O; the `aws` feature
-//! adds the DynamoDB adapter and the Lambda handlers.
+//! (providers, authentication, canonical events, DynamoDB-safe values, merge, privacy) does no
+//! I/O; the `aws` feature adds the DynamoDB adapter and the Lambda handlers.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -19,6 +19,7 @@ pub mod local;
 pub mod privacy;
 pub mod provider;
 pub mod record;
+pub mod storable;
 #[cfg(feature = "aws")]
 pub mod store;
 pub mod timefmt;
