@@ -659,3 +659,59 @@ async fn a_body_one_byte_over_the_default_limit_is_refused_with_413() {
     }
     assert!(stack.event_items().await.is_empty());
 }
+
+#[tokio::test]
+async fn under_redact_an_opted_out_body_that_fails_to_parse_never_stores_its_phone_number() {
+    // GIVEN the redact policy
+    let mut stack = Stack::with(
+        &endpoint(),
+        [
+            default_vars(),
+            vec![("CALLHOOK_OPT_OUT_POLICY".into(), "redact".into())],
+        ]
+        .concat(),
+    )
+    .await;
+    let phone = "01055501234";
+    // WHEN verified bodies of an opted-out call fail to parse: valid JSON of the wrong shape,
+    // and JSON cut short after the flag
+    let wrong_shape = format!(
+        r#"{{"event":5,"webhook_version":"v2","call":{{"call_id":"c-opt","from_number":"{phone}","transcript":[{{"role":"user","content":"my number is {phone}"}}],"opt_out_sensitive_data_storage":true}}}}"#
+    );
+    let truncated = format!(
+        r#"{{"event":"call_ended","call":{{"call_id":"c-opt","opt_out_sensitive_data_storage":true,"from_number":"{phone}","transcript":"my number is {phone}"#
+    );
+    let reply = stack.send("vox", wrong_shape.as_bytes()).await;
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    let reply = stack.send("vox", truncated.as_bytes()).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    // AND a body that does not opt out fails too
+    let plain = r#"{"event":5,"call":{"call_id":"c-plain","from_number":"07012345678"}}"#;
+    assert_eq!(stack.send("vox", plain.as_bytes()).await.status, 422);
+    stack.drain().await;
+    // THEN the quarantine holds the three, and the opted-out number is nowhere in storage
+    let items = stack.event_items().await;
+    assert_eq!(items.len(), 3, "{items:?}");
+    let mut bodies = Vec::new();
+    for item in &items {
+        assert_eq!(item.kind, TYPE_QUARANTINE);
+        let body = String::from_utf8(stack.store.load_body(item).await.unwrap()).unwrap();
+        assert!(!body.contains("0105550"), "{body}");
+        assert!(!format!("{item:?}").contains("0105550"), "{item:?}");
+        bodies.push(serde_json::from_str::<serde_json::Value>(&body).unwrap());
+    }
+    assert!(stack.call_items().await.is_empty());
+    // The JSON one is kept redacted, the cut one as its top-level keys, the other verbatim.
+    let redacted = bodies
+        .iter()
+        .find(|b| b["event"] == 5 && b["call"]["call_id"] == "c-opt");
+    assert_eq!(redacted.unwrap()["call"]["from_number"], "*******1234");
+    assert!(redacted.unwrap()["call"].get("transcript").is_none());
+    let summary = bodies.iter().find(|b| b.get("top_level_keys").is_some());
+    assert_eq!(summary.unwrap()["top_level_keys"], json!(["event", "call"]));
+    assert!(
+        bodies
+            .iter()
+            .any(|b| *b == serde_json::from_str::<serde_json::Value>(plain).unwrap())
+    );
+}
