@@ -2,8 +2,9 @@
 //!
 //! - `verify`: arbitrary signature headers, tokens and bodies against all three schemes never
 //!   pass, unless they are the genuine signature, which always passes.
-//! - `parse_<provider>`: a parsed body gives events with a call id and a dedupe key, and merging
-//!   them is idempotent.
+//! - `parse_<provider>`: a parsed body gives events with a call id and a dedupe key, already
+//!   storable in DynamoDB (normalizing them again changes nothing), and merging them is
+//!   idempotent.
 //! - `merge`: events parsed from several bodies, made one call's, merge to the same record in
 //!   forward and reverse order, and merging them again changes nothing.
 #![forbid(unsafe_code)]
@@ -160,6 +161,11 @@ pub fn parse(provider: &str, data: &[u8]) {
             "an event without a dedupe key"
         );
         assert_eq!(event.provider, provider);
+        let mut again = event.clone();
+        assert!(
+            callhook::storable::storable_event(&mut again).is_ok() && &again == event,
+            "a parsed event is not storable as it is"
+        );
         let record = record.get_or_insert_with(|| CallRecord::new(provider, &event.call_id));
         record.merge(event);
         let once = record.clone();

@@ -7,8 +7,48 @@ use crate::error::{Error, Result};
 use crate::provider::{Provider, REGISTRY};
 use std::collections::HashMap;
 
-/// Lambda's synchronous payload limit; API Gateway's is lower (10 MB) only for REST APIs.
-pub const DEFAULT_MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+/// The default body limit: a round figure whose API Gateway event always fits Lambda's
+/// synchronous invocation payload limit, [`LAMBDA_PAYLOAD_LIMIT`], which bounds the whole event,
+/// not the body. The event (HTTP API, payload format 2.0) is JSON: an envelope, at most
+/// [`EVENT_ENVELOPE_BYTES`], plus the body as API Gateway encodes it. Guaranteed for the two
+/// encodings a webhook arrives in:
+///
+/// - a text body holding valid UTF-8 JSON (`application/json`), carried as a JSON string. JSON
+///   text holds only printable characters, UTF-8 (passed through as is) and the whitespace
+///   `\t \n \r`, so escaping it at most doubles it (`"` → `\"`, `\` → `\\`, newline → `\n`):
+///   2 × 3,000,000 = 6,000,000 bytes;
+/// - any body API Gateway marks `isBase64Encoded`: 4 × ⌈3,000,000 / 3⌉ = 4,000,000 bytes.
+///
+/// Worst case 6,000,000 + 262,144 = 6,262,144 < 6,291,456, 29,312 bytes to spare. (The exact
+/// maximum would be ⌊(6,291,456 − 262,144 − 1) / 2⌋ = 3,014,655; a round figure is easier to
+/// give senders.) Not guaranteed: a text body with raw control characters (escaped `\u00XX`, up
+/// to 6×; it is not JSON, and would be refused with 400 anyway), or an encoder that writes
+/// non-ASCII as `\u` escapes (up to 3×, for 2-byte UTF-8). Such a body near the limit is refused
+/// by Lambda before callhook runs, with API Gateway's error instead of callhook's JSON 413.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 3_000_000;
+
+/// Lambda's synchronous invocation payload limit, "6 MB", for the whole event: its error reads
+/// "Request must be smaller than 6291456 bytes for the InvokeFunction operation".
+pub const LAMBDA_PAYLOAD_LIMIT: usize = 6_291_456;
+
+/// The most an API Gateway HTTP API event holds besides the body, 256 KiB. HTTP API limits the
+/// request line and header values together to 10,240 bytes ("Total combined size of request line
+/// and header values", not adjustable: <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html>).
+/// Each of those bytes appears at most three times in the event (the path in `rawPath` and
+/// `requestContext.http.path`, the query in `rawQueryString` and `queryStringParameters`, the
+/// user agent in `headers` and `requestContext.http.userAgent`) and grows at most 6× when
+/// JSON-escaped (`\u00XX`): 3 × 6 × 10,240 = 184,320. Header names, outside the quota and assumed
+/// at most 10,240 bytes in all, with the JSON punctuation of at most that many headers
+/// (`"":"",`, 6 bytes each): 10,240 + 61,440 = 71,680. The fixed fields (`version`, `routeKey`,
+/// `requestContext`, `isBase64Encoded`, …: about 650 bytes in the tests' events, well under
+/// 1 KB in real ones) fit in the remaining 262,144 − 256,000 = 6,144.
+pub const EVENT_ENVELOPE_BYTES: usize = 256 * 1024;
+
+// The guarantee above, checked by the compiler: a worst-case JSON body at the default limit, in
+// the largest envelope, is smaller than what Lambda accepts.
+const _: () = assert!(2 * DEFAULT_MAX_BODY_BYTES + EVENT_ENVELOPE_BYTES < LAMBDA_PAYLOAD_LIMIT);
+const _: () =
+    assert!(DEFAULT_MAX_BODY_BYTES.div_ceil(3) * 4 + EVENT_ENVELOPE_BYTES < LAMBDA_PAYLOAD_LIMIT);
 
 pub const DEFAULT_EVENTS_TABLE: &str = "callhook-events";
 pub const DEFAULT_CALLS_TABLE: &str = "callhook-calls";

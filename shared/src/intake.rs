@@ -1,6 +1,7 @@
 //! The pure part of the ingest path: method → provider → size → authentication on the raw bytes
-//! → parse → opt-out policy. It decides what is stored and what is refused; it does no I/O, so
-//! the Lambda handler, the local server, the benchmarks and the fuzzers share it.
+//! → parse (into storable events) → opt-out policy. It decides what is stored and what is
+//! refused; it does no I/O, so the Lambda handler, the local server, the benchmarks and the
+//! fuzzers share it.
 
 use crate::config::{Config, OptOutPolicy};
 use crate::error::{Error, Result};
@@ -35,7 +36,9 @@ pub enum Intake<'a> {
     Quarantine {
         provider: &'static str,
         error: Error,
-        body: &'a [u8],
+        /// The raw body, or under the `redact` policy what it lets be kept of it
+        /// ([`privacy::quarantine_body`]).
+        body: Cow<'a, [u8]>,
     },
 }
 
@@ -66,37 +69,44 @@ pub fn intake<'a>(config: &Config, delivery: &Delivery<'a>) -> Result<Intake<'a>
     let events = match provider.parse(delivery.body, &ctx) {
         Ok(events) => events,
         Err(error) => {
+            let body = match config.opt_out_policy {
+                OptOutPolicy::Keep => Cow::Borrowed(delivery.body),
+                OptOutPolicy::Redact => privacy::quarantine_body(delivery.body, &error.to_string()),
+            };
             return Ok(Intake::Quarantine {
                 provider: provider.name(),
                 error,
-                body: delivery.body,
+                body,
             });
         }
     };
-    if config.opt_out_policy == OptOutPolicy::Redact {
-        if let Some(redacted) = redacted_body(delivery.body) {
-            // Parse what is stored, so the events and a later replay of the body agree.
-            let events = provider.parse(&redacted, &ctx)?;
-            return Ok(Intake::Events {
-                provider: provider.name(),
-                events,
-                body: Cow::Owned(redacted),
-            });
-        }
+    if config.opt_out_policy == OptOutPolicy::Redact
+        && privacy::opts_out_json(delivery.body) == Some(true)
+    {
+        // Fail closed: a body that opts out is never stored as sent.
+        let redacted = privacy::redacted_json(delivery.body).ok_or_else(|| {
+            Error::Internal("a parsed body that opts out could not be redacted".into())
+        })?;
+        // Parse what is stored, so the events and a later replay of the body agree.
+        let events = match provider.parse(&redacted, &ctx) {
+            Ok(events) => events,
+            Err(error) => {
+                return Ok(Intake::Quarantine {
+                    provider: provider.name(),
+                    error,
+                    body: Cow::Owned(redacted),
+                });
+            }
+        };
+        return Ok(Intake::Events {
+            provider: provider.name(),
+            events,
+            body: Cow::Owned(redacted),
+        });
     }
     Ok(Intake::Events {
         provider: provider.name(),
         events,
         body: Cow::Borrowed(delivery.body),
     })
-}
-
-/// The redacted body when the payload opts out of sensitive data storage.
-fn redacted_body(body: &[u8]) -> Option<Vec<u8>> {
-    let mut payload: serde_json::Value = serde_json::from_slice(body).ok()?;
-    if !privacy::opts_out(&payload) {
-        return None;
-    }
-    privacy::redact_payload(&mut payload);
-    serde_json::to_vec(&payload).ok()
 }

@@ -3,8 +3,8 @@
 //! DynamoDB.
 //!
 //! This crate is shared by every function, the local runner and the CLI. Its pure core
-//! (providers, authentication, canonical events, merge, privacy) does no I/O; the `aws` feature
-//! adds the DynamoDB adapter and the Lambda handlers.
+//! (providers, authentication, canonical events, DynamoDB-safe values, merge, privacy) does no
+//! I/O; the `aws` feature adds the DynamoDB adapter and the Lambda handlers.
 #![forbid(unsafe_code)]
 
 pub mod auth;
@@ -21,6 +21,7 @@ pub mod provider;
 #[cfg(feature = "aws")]
 pub mod rebuild;
 pub mod record;
+pub mod storable;
 #[cfg(feature = "aws")]
 pub mod store;
 pub mod timefmt;

@@ -359,6 +359,25 @@ fn route_method_and_size_are_checked_before_anything_else() {
 }
 
 #[test]
+fn the_default_size_limit_is_what_always_fits_lambdas_payload() {
+    // The hostile suites configure small limits to stay fast; this pins the default they stand
+    // in for (see `DEFAULT_MAX_BODY_BYTES`; tests/tests/e2e.rs sends a body at it through an API
+    // Gateway event).
+    let config = Config::from_vars([("CALLHOOK_VOX_AUTH".to_owned(), "none".to_owned())]).unwrap();
+    assert_eq!(config.max_body_bytes, 3_000_000);
+    let headers = HeaderMap::new();
+    let mut body = br#"{"event":"call_started","call":{"call_id":"c"},"pad":""#.to_vec();
+    body.resize(3_000_000 - 2, b'x');
+    body.extend_from_slice(b"\"}");
+    assert_eq!(outcome(&config, "POST", "vox", &headers, &body).0, 200);
+    body.insert(body.len() - 2, b'x');
+    assert_eq!(
+        outcome(&config, "POST", "vox", &headers, &body),
+        (413, "payload_too_large".into())
+    );
+}
+
+#[test]
 fn signatures_are_checked_on_the_raw_bytes_before_parsing() {
     let config = Config::from_vars([(
         "CALLHOOK_CLAWOPS_SECRETS".to_owned(),

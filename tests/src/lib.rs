@@ -196,6 +196,12 @@ impl Stack {
         base64: bool,
     ) -> Reply {
         let event = api_gateway_event(method, provider, headers, token, body, base64);
+        self.deliver(&event).await
+    }
+
+    /// One API Gateway event, as built by [`api_gateway_event`] (or altered), through the ingest
+    /// handler.
+    pub async fn deliver(&self, event: &Value) -> Reply {
         let request = lambda_http::request::from_str(&event.to_string()).unwrap();
         let response = ingest::handle(&self.config, &self.store, request).await;
         let status = response.status().as_u16();

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use callhook::EventType;
+use callhook::config::{DEFAULT_MAX_BODY_BYTES, LAMBDA_PAYLOAD_LIMIT};
 use callhook::store::{EventItem, ListIndex, TYPE_QUARANTINE};
 use callhook_e2e::*;
 use serde_json::json;
@@ -340,9 +341,9 @@ fn huge_call_ended(size: usize) -> Vec<u8> {
 }
 
 #[tokio::test]
-async fn one_and_five_megabyte_transcripts_are_stored_without_loss() {
+async fn transcripts_of_one_megabyte_and_near_the_body_limit_are_stored_without_loss() {
     let mut stack = Stack::new().await;
-    for size in [1_000_000, 5_000_000] {
+    for size in [1_000_000, DEFAULT_MAX_BODY_BYTES - 100_000] {
         let body = huge_call_ended(size);
         let reply = stack.send("vox", &body).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
@@ -365,7 +366,7 @@ async fn one_and_five_megabyte_transcripts_are_stored_without_loss() {
             "byte for byte"
         );
         if size > 2_000_000 {
-            assert!(item.parts > 0, "a 5 MB body does not fit one item");
+            assert!(item.parts > 0, "a 2.9 MB body does not fit one item");
         }
         stack.drain().await;
         let record = stack.call("vox", &format!("huge-{size}")).await.unwrap();
@@ -585,4 +586,136 @@ async fn a_storage_outage_answers_5xx_and_nothing_is_lost() {
     );
     assert_eq!(record.duration_ms, Some(39_043));
     assert_eq!(stack.event_items().await.len(), 2);
+}
+
+/// A Vox body of exactly `size` bytes whose JSON-escaped form is as large as it can be: its
+/// padding is `\"` pairs, each of which API Gateway's event carries as four bytes (`\\\"`).
+fn worst_case_json_body(size: usize) -> Vec<u8> {
+    let mut body = br#"{"event":"call_started","webhook_version":"v2","call":{"call_id":"c-limit","start_at":1741842354957},"pad":""#.to_vec();
+    while body.len() + 2 + 2 <= size {
+        body.extend_from_slice(br#"\""#);
+    }
+    body.resize(size - 2, b'x');
+    body.extend_from_slice(br#""}"#);
+    assert_eq!(body.len(), size);
+    serde_json::from_slice::<serde_json::Value>(&body).expect("valid JSON");
+    body
+}
+
+/// The API Gateway event for `body`, with the request line and header values filling HTTP API's
+/// 10,240-byte quota, the user agent (carried twice in the event) made of quotes (escaped to two
+/// bytes each).
+fn largest_event(body: &[u8], base64: bool) -> serde_json::Value {
+    let request_line = format!("POST /webhooks/vox?token={VOX_TOKEN} HTTP/1.1");
+    let user_agent = "\"".repeat(10_240 - request_line.len() - "application/json".len());
+    let mut event = api_gateway_event(
+        "POST",
+        "vox",
+        &[("user-agent", &user_agent)],
+        Some(VOX_TOKEN),
+        body,
+        base64,
+    );
+    event["requestContext"]["http"]["userAgent"] = user_agent.into();
+    event
+}
+
+#[tokio::test]
+async fn a_body_exactly_at_the_default_limit_fits_lambdas_payload_and_is_accepted() {
+    // GIVEN the default limit, and a body at it in the largest envelope HTTP API sends
+    let mut stack = Stack::new().await;
+    assert_eq!(stack.config.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    let body = worst_case_json_body(DEFAULT_MAX_BODY_BYTES);
+    for base64 in [false, true] {
+        let event = largest_event(&body, base64);
+        // THEN the whole event is under Lambda's synchronous payload limit
+        let size = event.to_string().len();
+        assert!(
+            size < LAMBDA_PAYLOAD_LIMIT,
+            "{size} bytes (base64: {base64})"
+        );
+        if !base64 {
+            assert!(
+                size > 2 * DEFAULT_MAX_BODY_BYTES,
+                "the body did double: {size}"
+            );
+        }
+        // AND ingest accepts it
+        let reply = stack.deliver(&event).await;
+        assert_eq!(reply.status, 200, "base64 {base64}: {}", reply.body);
+    }
+    stack.drain().await;
+    assert!(stack.call("vox", "c-limit").await.is_some());
+}
+
+#[tokio::test]
+async fn a_body_one_byte_over_the_default_limit_is_refused_with_413() {
+    let stack = Stack::new().await;
+    let body = worst_case_json_body(DEFAULT_MAX_BODY_BYTES + 1);
+    for base64 in [false, true] {
+        let reply = stack.deliver(&largest_event(&body, base64)).await;
+        assert_eq!(reply.status, 413, "{}", reply.body);
+        assert_eq!(reply.body["error"], "payload_too_large");
+        assert_eq!(
+            reply.body["message"],
+            "The request body is 3000001 bytes, more than the 3000000-byte limit."
+        );
+    }
+    assert!(stack.event_items().await.is_empty());
+}
+
+#[tokio::test]
+async fn under_redact_an_opted_out_body_that_fails_to_parse_never_stores_its_phone_number() {
+    // GIVEN the redact policy
+    let mut stack = Stack::with(
+        &endpoint(),
+        [
+            default_vars(),
+            vec![("CALLHOOK_OPT_OUT_POLICY".into(), "redact".into())],
+        ]
+        .concat(),
+    )
+    .await;
+    let phone = "01055501234";
+    // WHEN verified bodies of an opted-out call fail to parse: valid JSON of the wrong shape,
+    // and JSON cut short after the flag
+    let wrong_shape = format!(
+        r#"{{"event":5,"webhook_version":"v2","call":{{"call_id":"c-opt","from_number":"{phone}","transcript":[{{"role":"user","content":"my number is {phone}"}}],"opt_out_sensitive_data_storage":true}}}}"#
+    );
+    let truncated = format!(
+        r#"{{"event":"call_ended","call":{{"call_id":"c-opt","opt_out_sensitive_data_storage":true,"from_number":"{phone}","transcript":"my number is {phone}"#
+    );
+    let reply = stack.send("vox", wrong_shape.as_bytes()).await;
+    assert_eq!(reply.status, 422, "{}", reply.body);
+    let reply = stack.send("vox", truncated.as_bytes()).await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    // AND a body that does not opt out fails too
+    let plain = r#"{"event":5,"call":{"call_id":"c-plain","from_number":"07012345678"}}"#;
+    assert_eq!(stack.send("vox", plain.as_bytes()).await.status, 422);
+    stack.drain().await;
+    // THEN the quarantine holds the three, and the opted-out number is nowhere in storage
+    let items = stack.event_items().await;
+    assert_eq!(items.len(), 3, "{items:?}");
+    let mut bodies = Vec::new();
+    for item in &items {
+        assert_eq!(item.kind, TYPE_QUARANTINE);
+        let body = String::from_utf8(stack.store.load_body(item).await.unwrap()).unwrap();
+        assert!(!body.contains("0105550"), "{body}");
+        assert!(!format!("{item:?}").contains("0105550"), "{item:?}");
+        bodies.push(serde_json::from_str::<serde_json::Value>(&body).unwrap());
+    }
+    assert!(stack.call_items().await.is_empty());
+    // The JSON one is kept redacted, the cut one as its top-level keys, the other verbatim.
+    let redacted = bodies
+        .iter()
+        .find(|b| b["event"] == 5 && b["call"]["call_id"] == "c-opt");
+    assert_eq!(redacted.unwrap()["call"]["from_number"], "*******1234");
+    assert!(redacted.unwrap()["call"].get("transcript").is_none());
+    let summary = bodies.iter().find(|b| b.get("top_level_keys").is_some());
+    assert_eq!(summary.unwrap()["top_level_keys"], json!(["event", "call"]));
+    assert!(
+        bodies
+            .iter()
+            .any(|b| *b == serde_json::from_str::<serde_json::Value>(plain).unwrap())
+    );
 }

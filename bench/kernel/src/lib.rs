@@ -107,7 +107,7 @@ pub fn kernel(config: &Config, provider: &str, headers: &HeaderMap, body: &[u8])
             body,
         } => {
             out.items.extend(
-                EventItems::for_quarantine(provider, &error, body, RECEIVED_AT_MS, None)?
+                EventItems::for_quarantine(provider, &error, &body, RECEIVED_AT_MS, None)?
                     .to_attributes()?,
             );
         }

@@ -49,7 +49,7 @@ pub async fn handle(config: &Config, store: &Store, request: Request) -> Respons
             body,
         }) => {
             match store
-                .put_quarantine(provider, &error, body, delivery.received_at_ms)
+                .put_quarantine(provider, &error, &body, delivery.received_at_ms)
                 .await
             {
                 Ok(_) => (

@@ -32,7 +32,7 @@ impl Provider for ClawOps {
         }
     }
 
-    fn parse(&self, body: &[u8], ctx: &DeliveryContext) -> Result<Vec<CanonicalEvent>> {
+    fn parse_payload(&self, body: &[u8], ctx: &DeliveryContext) -> Result<Vec<CanonicalEvent>> {
         let src = Source {
             provider: NAME,
             ctx,

@@ -10,6 +10,7 @@ mod vox;
 
 use crate::error::{Error, Result};
 use crate::event::{CanonicalEvent, DeliveryContext, EventData, EventType, dedupe_key};
+use crate::storable;
 use serde::de::DeserializeOwned;
 use std::fmt;
 
@@ -34,8 +35,23 @@ pub trait Provider: Sync + Send + fmt::Debug {
 
     fn auth_defaults(&self) -> AuthDefaults;
 
-    /// Turns one verified raw body into its canonical events (at least one).
-    fn parse(&self, body: &[u8], ctx: &DeliveryContext) -> Result<Vec<CanonicalEvent>>;
+    /// The provider's own mapping of one verified raw body to its canonical events (at least
+    /// one). Callers use `parse` on `dyn Provider`, which also makes the events storable.
+    fn parse_payload(&self, body: &[u8], ctx: &DeliveryContext) -> Result<Vec<CanonicalEvent>>;
+}
+
+impl dyn Provider {
+    /// Turns one verified raw body into its canonical events, each one storable in DynamoDB (see
+    /// [`crate::storable`]), or refuses it. Ingest and the stream functions' re-parse of the
+    /// stored body both come through here, so an event is the same whichever side builds it, and
+    /// no provider module can forget the normalization.
+    pub fn parse(&self, body: &[u8], ctx: &DeliveryContext) -> Result<Vec<CanonicalEvent>> {
+        let mut events = self.parse_payload(body, ctx)?;
+        for event in &mut events {
+            storable::storable_event(event)?;
+        }
+        Ok(events)
+    }
 }
 
 /// Every provider callhook serves.

@@ -128,7 +128,7 @@ impl Provider for Vox {
         }
     }
 
-    fn parse(&self, body: &[u8], ctx: &DeliveryContext) -> Result<Vec<CanonicalEvent>> {
+    fn parse_payload(&self, body: &[u8], ctx: &DeliveryContext) -> Result<Vec<CanonicalEvent>> {
         let src = Source {
             provider: NAME,
             ctx,
