@@ -185,6 +185,10 @@ pub struct CallPatch {
     pub metadata: Option<Map<String, Value>>,
     pub lead: Option<Map<String, Value>>,
     pub sensitive_data_opt_out: Option<bool>,
+    /// Under the redact policy: the number indexes' keys of the numbers as sent, before they
+    /// were masked (set at ingest, kept on the stored event; see `privacy::number_index_key`).
+    pub from_key: Option<String>,
+    pub to_key: Option<String>,
 }
 
 /// A text message (ClawOps `message.received`). Its fields beyond the documented ones are kept as

@@ -88,8 +88,14 @@ pub fn intake<'a>(config: &Config, delivery: &Delivery<'a>) -> Result<Intake<'a>
             Error::Internal("a parsed body that opts out could not be redacted".into())
         })?;
         // Parse what is stored, so the events and a later replay of the body agree.
+        let original = events;
         let events = match provider.parse(&redacted, &ctx) {
-            Ok(events) => events,
+            Ok(mut events) => {
+                if let Some(key) = &config.number_index_key {
+                    privacy::carry_number_keys(&mut events, &original, key);
+                }
+                events
+            }
             Err(error) => {
                 return Ok(Intake::Quarantine {
                     provider: provider.name(),

@@ -317,6 +317,46 @@ impl<'de> Visitor<'de> for IsFlagVisitor {
     }
 }
 
+/// The number indexes' key of a phone number under the redact policy: `h#` and 128 bits of
+/// HMAC-SHA256 under the stack's number index key. Computed from the number as sent, before it
+/// is masked, so a lookup by the real number finds an opted-out call without the index (or
+/// anything else stored) holding the number.
+pub fn number_index_key(number: &str, key: &[u8]) -> Option<String> {
+    use hmac::{Hmac, Mac};
+    let number = number.trim();
+    if number.is_empty() {
+        return None;
+    }
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).ok()?;
+    mac.update(number.as_bytes());
+    Some(format!(
+        "h#{}",
+        hex::encode(&mac.finalize().into_bytes()[..16])
+    ))
+}
+
+/// Puts on each event of a redacted body the number index keys of the numbers the body held
+/// before redaction (`original`: the events of the body as sent, in the same order).
+pub fn carry_number_keys(
+    events: &mut [crate::event::CanonicalEvent],
+    original: &[crate::event::CanonicalEvent],
+    key: &[u8],
+) {
+    use crate::event::EventData;
+    for (event, before) in events.iter_mut().zip(original) {
+        if let (EventData::Call(patch), EventData::Call(sent)) = (&mut event.data, &before.data) {
+            patch.from_key = sent
+                .from_number
+                .as_deref()
+                .and_then(|n| number_index_key(n, key));
+            patch.to_key = sent
+                .to_number
+                .as_deref()
+                .and_then(|n| number_index_key(n, key));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

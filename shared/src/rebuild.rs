@@ -40,6 +40,13 @@ pub fn rebuild_from_body(item: &EventItem, body: &[u8]) -> Result<CanonicalEvent
         })?;
     // The key it was stored under (a Standard Webhooks delivery id, if any, is not in the body).
     event.dedupe_key.clone_from(&item.dedupe_key);
+    // What ingest knew of the numbers before it redacted the body.
+    if let crate::event::EventData::Call(patch) = &mut event.data {
+        if item.from_key.is_some() || item.to_key.is_some() {
+            patch.from_key.clone_from(&item.from_key);
+            patch.to_key.clone_from(&item.to_key);
+        }
+    }
     Ok(event)
 }
 

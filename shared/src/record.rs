@@ -66,6 +66,12 @@ pub struct CallRecord {
     pub last_event_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sensitive_data_opt_out: Option<bool>,
+    /// Under the redact policy: the number indexes' keys of the numbers as sent. Not part of the
+    /// contract view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_key: Option<String>,
     /// Merge bookkeeping: for each register field, the authority of the event that set it.
     /// Not part of the contract view.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -132,6 +138,8 @@ impl CallRecord {
             return value;
         };
         map.remove("merge_sources");
+        map.remove("from_key");
+        map.remove("to_key");
         for field in CONTRACT_FIELDS {
             map.entry(field).or_insert(Value::Null);
         }
@@ -188,6 +196,8 @@ impl CallRecord {
             metadata,
             lead,
             sensitive_data_opt_out,
+            from_key,
+            to_key,
         } = patch;
         let sources = &mut self.merge_sources;
         let agent = agent
@@ -263,6 +273,14 @@ impl CallRecord {
             source,
         );
         register(sources, "lead", &mut self.lead, object(lead), source);
+        register(
+            sources,
+            "from_key",
+            &mut self.from_key,
+            text(from_key),
+            source,
+        );
+        register(sources, "to_key", &mut self.to_key, text(to_key), source);
         register(
             sources,
             "sensitive_data_opt_out",

@@ -396,6 +396,8 @@ async fn a_poison_record_fails_alone_and_its_neighbours_commit() {
         body_ref: None,
         parts: 0,
         error: None,
+        from_key: None,
+        to_key: None,
         expires_at: None,
     };
     stack.send_fixture("clawops", "call_completed").await;
@@ -667,15 +669,7 @@ async fn a_body_one_byte_over_the_default_limit_is_refused_with_413() {
 #[tokio::test]
 async fn under_redact_an_opted_out_body_that_fails_to_parse_never_stores_its_phone_number() {
     // GIVEN the redact policy
-    let mut stack = Stack::with(
-        &endpoint(),
-        [
-            default_vars(),
-            vec![("CALLHOOK_OPT_OUT_POLICY".into(), "redact".into())],
-        ]
-        .concat(),
-    )
-    .await;
+    let mut stack = Stack::with(&endpoint(), [default_vars(), redact_vars()].concat()).await;
     let phone = "01055501234";
     // WHEN verified bodies of an opted-out call fail to parse: valid JSON of the wrong shape,
     // and JSON cut short after the flag
@@ -718,4 +712,58 @@ async fn under_redact_an_opted_out_body_that_fails_to_parse_never_stores_its_pho
             .iter()
             .any(|b| *b == serde_json::from_str::<serde_json::Value>(plain).unwrap())
     );
+}
+
+fn redact_vars() -> Vec<(String, String)> {
+    vec![
+        ("CALLHOOK_OPT_OUT_POLICY".into(), "redact".into()),
+        ("CALLHOOK_NUMBER_INDEX_KEY".into(), NUMBER_KEY.into()),
+    ]
+}
+
+const NUMBER_KEY: &str = "e2e-number-index-key";
+
+#[tokio::test]
+async fn under_redact_an_opted_out_call_is_found_by_its_real_number_and_no_number_is_stored() {
+    // GIVEN the redact policy and a call that opts out, with a caller's number
+    let mut stack = Stack::with(&endpoint(), [default_vars(), redact_vars()].concat()).await;
+    let (from, to) = ("+14155550123", "+14155550999");
+    let started = serde_json::json!({"event": "call_started", "webhook_version": "v2", "call": {
+        "call_id": "c-private", "call_type": "inbound", "from_number": from, "to_number": to,
+        "start_at": 1_780_000_000_000i64, "opt_out_sensitive_data_storage": true,
+    }});
+    let reply = stack
+        .send("vox", &serde_json::to_vec(&started).unwrap())
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    stack.drain().await;
+    // THEN the record's numbers are masked
+    let record = stack.call("vox", "c-private").await.unwrap();
+    assert!(!record.from_number.as_deref().unwrap().contains("415555"));
+    // AND a lookup by the real number finds the call, through its keyed hash
+    let key = callhook::store::queries::number_key_of(from, Some(NUMBER_KEY.as_bytes())).unwrap();
+    let found = stack
+        .store
+        .list(ListIndex::From, &key, 0, i64::MAX, None)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["pk"].as_s().unwrap(), "call#vox#c-private");
+    let to_key = callhook::store::queries::number_key_of(to, Some(NUMBER_KEY.as_bytes())).unwrap();
+    assert_eq!(
+        stack
+            .store
+            .list(ListIndex::To, &to_key, 0, i64::MAX, None)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // AND neither number is anywhere in either table
+    let everything = format!(
+        "{:?}{:?}",
+        stack.call_items().await,
+        stack.event_items().await
+    );
+    assert!(!everything.contains("4155550123") && !everything.contains("4155550999"));
 }

@@ -241,6 +241,7 @@ async fn engine_stores(stack: &Stack, value: &Value) -> bool {
         .put_item()
         .table_name(&stack.config.calls_table)
         .item("pk", AttributeValue::S("probe".into()))
+        .item("sk", AttributeValue::S("probe".into()))
         .item("a", attribute)
         .send()
         .await

@@ -69,6 +69,12 @@ pub struct EventItem {
     pub parts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Under the redact policy: the number index keys of the numbers the body held before it
+    /// was redacted (the stored body no longer has them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_key: Option<String>,
     /// Unix seconds; DynamoDB's TTL deletes the item some time after.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<i64>,
@@ -96,6 +102,8 @@ impl EventItem {
             body_ref: None,
             parts: 0,
             error: None,
+            from_key: None,
+            to_key: None,
             expires_at: None,
         }
     }
@@ -143,6 +151,10 @@ impl EventItems {
                 item.dedupe_key.clone_from(&event.dedupe_key);
                 item.occurred_at = event.occurred_at;
                 item.expires_at = expires_at;
+                if let crate::event::EventData::Call(patch) = &event.data {
+                    item.from_key.clone_from(&patch.from_key);
+                    item.to_key.clone_from(&patch.to_key);
+                }
                 item
             })
             .collect();

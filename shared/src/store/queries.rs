@@ -17,9 +17,7 @@ use crate::error::Result;
 use crate::event::Message;
 use crate::record::CallRecord;
 use aws_sdk_dynamodb::types::AttributeValue;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 /// Index key values longer than this are left out of the index (DynamoDB's limit for a key
 /// attribute of an index is 2048 bytes; nobody looks a call up by a kilobyte-long value).
@@ -85,14 +83,16 @@ impl IndexKeys {
                 .as_ref()
                 .and_then(|a| a.id.as_deref())
                 .and_then(|id| agent_key(&record.provider, id)),
-            from_key: record
-                .from_number
-                .as_deref()
-                .and_then(|n| number_key_of(n, number_key)),
-            to_key: record
-                .to_number
-                .as_deref()
-                .and_then(|n| number_key_of(n, number_key)),
+            from_key: number_key_for(
+                record.from_key.as_deref(),
+                record.from_number.as_deref(),
+                number_key,
+            ),
+            to_key: number_key_for(
+                record.to_key.as_deref(),
+                record.to_number.as_deref(),
+                number_key,
+            ),
         }
     }
 
@@ -138,14 +138,21 @@ pub fn number_key_of(number: &str, key: Option<&[u8]>) -> Option<String> {
     }
     match key {
         None => bounded(format!("n#{number}")),
-        Some(key) => {
-            let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
-            mac.update(number.as_bytes());
-            Some(format!(
-                "h#{}",
-                hex::encode(&mac.finalize().into_bytes()[..16])
-            ))
-        }
+        Some(key) => crate::privacy::number_index_key(number, key),
+    }
+}
+
+/// A record's number index key: the one ingest computed from the number as sent (a redacted
+/// record's number is masked), else the one of the number it holds. Under a key, never the
+/// number itself.
+fn number_key_for(
+    carried: Option<&str>,
+    number: Option<&str>,
+    key: Option<&[u8]>,
+) -> Option<String> {
+    match (carried, key) {
+        (Some(carried), Some(_)) if carried.starts_with("h#") => Some(carried.to_owned()),
+        _ => number.and_then(|n| number_key_of(n, key)),
     }
 }
 
