@@ -111,6 +111,8 @@ fn patch() -> impl Strategy<Value = CallPatch> {
                 metadata,
                 lead,
                 sensitive_data_opt_out: opt_out,
+                from_key: None,
+                to_key: None,
             }
         },
     )
