@@ -485,3 +485,52 @@ mod split {
         });
     }
 }
+
+/// A header without a version (written by hand, or by an older callhook) is merged into like any.
+#[test]
+fn a_header_without_a_version_is_merged_into() {
+    use callhook::store::calls::Calls;
+    use callhook::store::memory::MemoryTable;
+    let table = MemoryTable::new(MemoryTable::calls_indexes());
+    let days = std::sync::Mutex::new(std::collections::HashSet::new());
+    let calls = Calls {
+        table: &table,
+        number_key: None,
+        days: &days,
+    };
+    let mk = |t: EventType, key: &str, outcome: &str| CanonicalEvent {
+        provider: "vox",
+        event_type: t,
+        provider_event: String::new(),
+        call_id: "call-1".into(),
+        dedupe_key: key.into(),
+        occurred_at: None,
+        received_at: 5,
+        data: EventData::Call(Box::new(CallPatch {
+            outcome: Some(outcome.into()),
+            ..CallPatch::default()
+        })),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        calls
+            .merge(&mk(EventType::CallStarted, "a", "x"), None)
+            .await
+            .unwrap();
+        let mut header = table.items().remove(0);
+        header.remove("version");
+        use callhook::store::dynamo::{Condition, Table};
+        (&table).put(header, Condition::Always).await.unwrap();
+        let merged = calls
+            .merge(&mk(EventType::CallEnded, "b", "completed"), None)
+            .await
+            .unwrap();
+        assert_eq!(merged.attempts, 1);
+        let (record, version) = calls.load("call#vox#call-1").await.unwrap().unwrap();
+        assert_eq!(record.outcome.as_deref(), Some("completed"));
+        assert_eq!(version, 1);
+    });
+}

@@ -85,6 +85,13 @@ impl Table for DynamoTable<'_> {
         request = match condition {
             Condition::Always => request,
             Condition::Absent => request.condition_expression("attribute_not_exists(pk)"),
+            // A header written without a version (by hand, or by an older callhook) reads as
+            // version 0, and must be replaceable as such.
+            Condition::Version(0) => request
+                .condition_expression(
+                    "attribute_exists(pk) AND (attribute_not_exists(version) OR version = :v)",
+                )
+                .expression_attribute_values(":v", AttributeValue::N("0".into())),
             Condition::Version(v) => request
                 .condition_expression("version = :v")
                 .expression_attribute_values(":v", AttributeValue::N(v.to_string())),

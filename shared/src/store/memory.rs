@@ -205,7 +205,9 @@ impl Table for MemoryTable {
         let passes = match condition {
             Condition::Always => true,
             Condition::Absent => old.is_none(),
-            Condition::Version(v) => old.as_ref().and_then(version_of) == Some(v),
+            Condition::Version(v) => old
+                .as_ref()
+                .is_some_and(|old| version_of(old).unwrap_or(0) == v),
         };
         self.puts.fetch_add(1, Ordering::Relaxed);
         if !passes {
