@@ -380,7 +380,7 @@ def cost_section(lines: list[str], serve: dict, writes: dict, summary: list[list
         rows.append([label, f"{cpu_ms:.3f}", f"{billed_ms}", f"${lam * 1e6:.2f}", f"${ddb * 1e6:.3f}", f"${api * 1e6:.2f}",
                      f"**${total:.2f}**"])
     lines += [
-        "### 7. Cost per million webhooks",
+        "### 8. Cost per million webhooks",
         "",
         f"The ingest path on AWS, arm64 Lambda at {LAMBDA_MB} MB. Lambda's CPU share scales with memory "
         f"(one vCPU at {FULL_VCPU_MB:,} MB), so the billed duration is modelled as the measured CPU per "
