@@ -455,27 +455,15 @@ mod split {
             number_key: None,
             days: &days,
         };
-        let mk = |t: EventType, key: &str, outcome: &str| CanonicalEvent {
-            provider: "vox",
-            event_type: t,
-            provider_event: String::new(),
-            call_id: "call-1".into(),
-            dedupe_key: key.into(),
-            occurred_at: None,
-            received_at: 5,
-            data: EventData::Call(Box::new(CallPatch {
-                outcome: Some(outcome.into()),
-                ..CallPatch::default()
-            })),
-        };
+
         run(async {
             calls
-                .merge(&mk(EventType::CallStarted, "a", "x"), None)
+                .merge(&outcome_event(EventType::CallStarted, "a", "x"), None)
                 .await
                 .unwrap();
             table.interfere.store(4, Ordering::SeqCst);
             let merged = calls
-                .merge(&mk(EventType::CallEnded, "b", "completed"), None)
+                .merge(&outcome_event(EventType::CallEnded, "b", "completed"), None)
                 .await
                 .unwrap();
             assert_eq!(merged.attempts, 5);
@@ -498,7 +486,34 @@ fn a_header_without_a_version_is_merged_into() {
         number_key: None,
         days: &days,
     };
-    let mk = |t: EventType, key: &str, outcome: &str| CanonicalEvent {
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        calls
+            .merge(&outcome_event(EventType::CallStarted, "a", "x"), None)
+            .await
+            .unwrap();
+        let mut header = table.items().remove(0);
+        header.remove("version");
+        use callhook::store::dynamo::{Condition, Table};
+        table.put(header, Condition::Always).await.unwrap();
+        let merged = calls
+            .merge(&outcome_event(EventType::CallEnded, "b", "completed"), None)
+            .await
+            .unwrap();
+        assert_eq!(merged.attempts, 1);
+        let (record, version) = calls.load("call#vox#call-1").await.unwrap().unwrap();
+        assert_eq!(record.outcome.as_deref(), Some("completed"));
+        assert_eq!(version, 1);
+    });
+}
+
+/// A call-1 event of type `t` that says only the call's outcome.
+fn outcome_event(t: EventType, key: &str, outcome: &str) -> CanonicalEvent {
+    CanonicalEvent {
         provider: "vox",
         event_type: t,
         provider_event: String::new(),
@@ -510,27 +525,5 @@ fn a_header_without_a_version_is_merged_into() {
             outcome: Some(outcome.into()),
             ..CallPatch::default()
         })),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        calls
-            .merge(&mk(EventType::CallStarted, "a", "x"), None)
-            .await
-            .unwrap();
-        let mut header = table.items().remove(0);
-        header.remove("version");
-        use callhook::store::dynamo::{Condition, Table};
-        (&table).put(header, Condition::Always).await.unwrap();
-        let merged = calls
-            .merge(&mk(EventType::CallEnded, "b", "completed"), None)
-            .await
-            .unwrap();
-        assert_eq!(merged.attempts, 1);
-        let (record, version) = calls.load("call#vox#call-1").await.unwrap().unwrap();
-        assert_eq!(record.outcome.as_deref(), Some("completed"));
-        assert_eq!(version, 1);
-    });
+    }
 }

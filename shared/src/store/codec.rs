@@ -108,22 +108,23 @@ pub fn digest(bytes: &[u8]) -> String {
     hex::encode(&Sha256::digest(bytes)[..16])
 }
 
+/// Incompressible bytes (xorshift), for the store's tests.
+#[cfg(test)]
+pub(crate) fn noise(len: usize) -> Vec<u8> {
+    let mut seed = 7u64;
+    (0..len)
+        .map(|_| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as u8
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Incompressible bytes (xorshift).
-    pub(crate) fn noise(len: usize) -> Vec<u8> {
-        let mut seed = 7u64;
-        (0..len)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed as u8
-            })
-            .collect()
-    }
 
     #[test]
     fn small_bytes_stay_as_they_are_and_large_ones_are_compressed_and_cut() {

@@ -470,7 +470,7 @@ impl Store {
 mod tests {
     use super::*;
     use crate::event::{DeliveryContext, EventData, dedupe_key};
-    use crate::store::codec::CHUNK_BYTES;
+    use crate::store::codec::{CHUNK_BYTES, noise};
 
     fn event(event_type: EventType, body: &[u8]) -> CanonicalEvent {
         let ctx = DeliveryContext::default();
@@ -484,18 +484,6 @@ mod tests {
             received_at: 1,
             data: EventData::Opaque,
         }
-    }
-
-    fn noise(len: usize) -> Vec<u8> {
-        let mut seed = 7u64;
-        (0..len)
-            .map(|_| {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                seed as u8
-            })
-            .collect()
     }
 
     #[test]
