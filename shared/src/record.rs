@@ -1,4 +1,4 @@
-//! The call record (the DESIGN.md contract) and the merge that folds canonical events into it.
+//! The call record (the contract of docs/ARCHITECTURE.md) and the merge that folds canonical events into it.
 //!
 //! Merge is a join: every field is a register that keeps the value of the most authoritative event
 //! that said something about it. Authority is a total order over events — lifecycle rank, then the
@@ -78,7 +78,7 @@ pub struct CallRecord {
     pub merge_sources: BTreeMap<String, String>,
 }
 
-/// The contract fields, in DESIGN.md order; absent ones are shown as `null` in the JSON view.
+/// The contract fields, in docs/ARCHITECTURE.md order; absent ones are shown as `null` in the JSON view.
 pub const CONTRACT_FIELDS: [&str; 25] = [
     "provider",
     "call_id",

@@ -1,4 +1,4 @@
-//! The merge rules of DESIGN.md, each proven over generated sets of events.
+//! The merge rules of docs/ARCHITECTURE.md, each proven over generated sets of events.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
