@@ -46,9 +46,12 @@ if s := f("reordering"):
         f"{s['records_differing']} differ", long)
 if s := f("faults"):
     row("3. Faults: outage", f"{s['calls']} calls, {s['bodies']} webhooks ({s['events']} events) at {s['rate_per_second']}/s",
-        f"DynamoDB Local (persisted) stopped and restarted: {s['outage_ms']} ms without storage; "
-        "senders retry non-2xx with backoff",
+        f"DynamoDB Local (persisted) stopped and restarted: {s['outage_ms']} ms without storage "
+        "(stop signal to accepting connections again); senders retry non-2xx with backoff",
         f"{s['answered_503']} answers 503, {s['unanswered']} unanswered, {s['attempts']} attempts; "
+        f"recovery: first 2xx {s['storage_back_to_first_2xx_ms']} ms after storage accepted connections, "
+        f"{s['failed_sent_after_storage_back']} requests sent after that failed, "
+        f"{s['failed_sent_after_first_2xx']} after the first 2xx; "
         f"stored {s['stored']}, lost {s['lost']}, duplicated {s['duplicated']}; "
         f"{s['records_differing_from_clean']} records differ from a clean delivery", long)
 if s := f("poison"):

@@ -375,26 +375,47 @@ async fn every_delivery_order_gives_the_same_record() {
 /// How one event's delivery went, retried like a provider retries.
 #[derive(Debug, Default)]
 struct Delivered {
-    attempts: usize,
-    refused: Vec<u16>,
-    unanswered: usize,
+    attempts: Vec<Attempt>,
     /// The 2xx answer, if one came.
     answer: Option<Value>,
+}
+
+/// One request of a delivery: when it was sent and answered, and its status (`None`: no HTTP
+/// answer at all).
+#[derive(Debug)]
+struct Attempt {
+    sent: Instant,
+    answered: Instant,
+    status: Option<u16>,
+}
+
+impl Attempt {
+    fn stored(&self) -> bool {
+        self.status.is_some_and(|s| s / 100 == 2)
+    }
+
+    fn refused(&self) -> bool {
+        self.status.is_some() && !self.stored()
+    }
 }
 
 /// Delivers until a 2xx, backing off 100 ms, 200 ms, … up to 2 s between attempts (at most 40).
 async fn deliver_with_retries(sender: Sender, event: Event) -> Delivered {
     let mut delivered = Delivered::default();
     let mut backoff = std::time::Duration::from_millis(100);
-    while delivered.attempts < 40 {
-        delivered.attempts += 1;
-        match sender.post(event.provider, &event.body).await {
-            Ok(reply) if reply.status / 100 == 2 => {
+    while delivered.attempts.len() < 40 {
+        let sent = Instant::now();
+        let reply = sender.post(event.provider, &event.body).await;
+        delivered.attempts.push(Attempt {
+            sent,
+            answered: Instant::now(),
+            status: reply.as_ref().ok().map(|r| r.status),
+        });
+        if let Ok(reply) = reply {
+            if reply.status / 100 == 2 {
                 delivered.answer = Some(reply.body);
                 return delivered;
             }
-            Ok(reply) => delivered.refused.push(reply.status),
-            Err(_) => delivered.unanswered += 1,
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
@@ -418,22 +439,24 @@ async fn a_storage_outage_under_load_loses_nothing() {
     let (engine, endpoint) = OwnDynamoDb::start(&dir, None);
     let mut http = HttpStack::start(Stack::with(&endpoint, default_vars()).await).await;
 
-    // One second into a steady stream of deliveries, DynamoDB goes away for three seconds.
+    // One second into a steady stream of deliveries, DynamoDB goes away for three seconds (and
+    // the time it takes to stop and to start again).
     let outage = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let gone = Instant::now();
         let engine = tokio::task::spawn_blocking(move || {
             engine.stop();
             engine
         })
         .await
         .unwrap();
-        let down = Instant::now();
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
         tokio::task::spawn_blocking(move || {
+            // Returns once the engine accepts connections again.
             let (restarted, _) = OwnDynamoDb::start(&engine.dir_path(), Some(&engine.port));
             // The first handle's drop would stop the restarted engine (same pid file).
             std::mem::forget(engine);
-            (restarted, down.elapsed())
+            (restarted, gone, Instant::now())
         })
         .await
         .unwrap()
@@ -449,17 +472,42 @@ async fn a_storage_outage_under_load_loses_nothing() {
     while let Some(done) = senders.join_next().await {
         delivered.push(done.unwrap());
     }
-    let (_engine, downtime) = outage.await.unwrap();
+    let (_engine, gone, back) = outage.await.unwrap();
 
-    let refused: usize = delivered.iter().map(|d| d.refused.len()).sum();
-    let unanswered: usize = delivered.iter().map(|d| d.unanswered).sum();
+    let attempts: Vec<&Attempt> = delivered.iter().flat_map(|d| &d.attempts).collect();
+    let refused = attempts.iter().filter(|a| a.refused()).count();
+    let unanswered = attempts.iter().filter(|a| a.status.is_none()).count();
     let lost = delivered.iter().filter(|d| d.answer.is_none()).count();
     assert!(refused + unanswered > 0, "the outage was felt");
     assert!(
-        delivered.iter().flat_map(|d| &d.refused).all(|s| *s == 503),
+        attempts
+            .iter()
+            .filter(|a| a.refused())
+            .all(|a| a.status == Some(503)),
         "an outage answers 503 (retry), nothing else"
     );
     assert_eq!(lost, 0, "every event was stored in the end");
+    // Recovery. The first 2xx answered after the engine accepts connections again is its first
+    // write since the restart; a request sent after that finds storage answering and must be
+    // stored. (Attempts cut short while the cold engine works off every sender's retry are
+    // written anyway and sent again: the work doubles, and refusals go on for seconds.)
+    let first_2xx = attempts
+        .iter()
+        .filter(|a| a.stored() && a.answered >= back)
+        .map(|a| a.answered)
+        .min()
+        .expect("a 2xx after the restart");
+    let failed_sent_after = |since: Instant| {
+        attempts
+            .iter()
+            .filter(|a| !a.stored() && a.sent >= since)
+            .count()
+    };
+    assert_eq!(
+        failed_sent_after(first_2xx),
+        0,
+        "a request sent once storage was back and answering was not stored"
+    );
     // No 2xx without a stored event, and no event stored twice.
     let answered: HashSet<String> = delivered
         .iter()
@@ -489,9 +537,13 @@ async fn a_storage_outage_under_load_loses_nothing() {
         "faults",
         json!({
             "calls": calls, "bodies": events.len(), "events": answered.len(),
-            "rate_per_second": per_second, "outage_ms": downtime.as_millis() as u64,
-            "attempts": delivered.iter().map(|d| d.attempts).sum::<usize>(),
+            "rate_per_second": per_second,
+            "outage_ms": back.duration_since(gone).as_millis() as u64,
+            "attempts": attempts.len(),
             "answered_503": refused, "unanswered": unanswered,
+            "storage_back_to_first_2xx_ms": first_2xx.duration_since(back).as_millis() as u64,
+            "failed_sent_after_storage_back": failed_sent_after(back),
+            "failed_sent_after_first_2xx": failed_sent_after(first_2xx),
             "stored": stored.len(), "lost": lost, "duplicated": stored.len() - stored_keys.len(),
             "records_differing_from_clean": after.iter().filter(|(k, v)| clean.get(*k) != Some(v)).count(),
             "logs": logs,

@@ -2,10 +2,11 @@
 //!
 //! size → authenticate on the raw bytes → parse → one conditional put per canonical event →
 //! `200 {"received": true, "duplicate": …}`. A 2xx is only ever sent after every write succeeded;
-//! a storage failure answers 503 so the sender retries. Authenticated but unusable bodies are kept
-//! in quarantine and answered 400/422; unauthenticated requests are never written.
+//! a storage failure, or storage not done within [`STORAGE_DEADLINE`], answers 503 so the sender
+//! retries. Authenticated but unusable bodies are kept in quarantine and answered 400/422;
+//! unauthenticated requests are never written.
 
-use super::now_ms;
+use super::{STORAGE_DEADLINE, now_ms};
 use crate::config::Config;
 use crate::error::{Error, StorageKind};
 use crate::intake::{Delivery, Intake, intake};
@@ -48,9 +49,11 @@ pub async fn handle(config: &Config, store: &Store, request: Request) -> Respons
             error,
             body,
         }) => {
-            match store
-                .put_quarantine(provider, &error, &body, delivery.received_at_ms)
-                .await
+            match within_deadline(
+                started,
+                store.put_quarantine(provider, &error, &body, delivery.received_at_ms),
+            )
+            .await
             {
                 Ok(_) => (
                     error_response(&error),
@@ -83,7 +86,7 @@ pub async fn handle(config: &Config, store: &Store, request: Request) -> Respons
                 .map(|e| e.event_type.as_str())
                 .collect::<Vec<_>>()
                 .join(",");
-            match store.put_delivery(&events, &body).await {
+            match within_deadline(started, store.put_delivery(&events, &body)).await {
                 Ok(stored) => {
                     let duplicate = stored.iter().all(|s| s.duplicate);
                     let body = json!({
@@ -110,9 +113,11 @@ pub async fn handle(config: &Config, store: &Store, request: Request) -> Respons
                     let refused = Error::Unusable(
                         "The event cannot be stored as sent; it is kept in quarantine.".into(),
                     );
-                    let response = match store
-                        .put_quarantine(name, &error, &body, delivery.received_at_ms)
-                        .await
+                    let response = match within_deadline(
+                        started,
+                        store.put_quarantine(name, &error, &body, delivery.received_at_ms),
+                    )
+                    .await
                     {
                         Ok(_) => error_response(&refused),
                         Err(storage) => error_response(&storage),
@@ -136,6 +141,27 @@ pub async fn handle(config: &Config, store: &Store, request: Request) -> Respons
         "webhook"
     );
     response
+}
+
+/// `writes`, cut off [`STORAGE_DEADLINE`] after the request came in. Each storage call has that
+/// budget too, but a webhook of several events makes several calls, and the sender's patience is
+/// for the whole request.
+async fn within_deadline<T>(
+    started: Instant,
+    writes: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let deadline = tokio::time::Instant::from_std(started + STORAGE_DEADLINE);
+    tokio::time::timeout_at(deadline, writes)
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::storage(
+                StorageKind::Transient,
+                format!(
+                    "no answer within the {} s storage deadline",
+                    STORAGE_DEADLINE.as_secs()
+                ),
+            ))
+        })
 }
 
 /// The `{provider}` path parameter (API Gateway fills it; the local server too), falling back to
@@ -173,4 +199,109 @@ fn json_response(status: StatusCode, body: String) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_smithy_runtime_api::client::http::{
+        HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+    };
+    use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+    use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+    use aws_smithy_runtime_api::http::{Response as HttpResponse, StatusCode as HttpStatus};
+    use aws_smithy_types::body::SdkBody;
+    use lambda_http::aws_lambda_events::query_map::QueryMap;
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    /// DynamoDB's HTTP side, in process: every put succeeds, `delay` after it was sent.
+    #[derive(Debug, Clone)]
+    struct SlowStorage {
+        delay: Duration,
+        writes: Arc<AtomicUsize>,
+    }
+
+    impl HttpConnector for SlowStorage {
+        fn call(&self, _request: HttpRequest) -> HttpConnectorFuture {
+            let storage = self.clone();
+            HttpConnectorFuture::new(async move {
+                tokio::time::sleep(storage.delay).await;
+                storage.writes.fetch_add(1, Ordering::SeqCst);
+                let mut response =
+                    HttpResponse::new(HttpStatus::try_from(200).unwrap(), SdkBody::from("{}"));
+                response
+                    .headers_mut()
+                    .insert("content-type", "application/x-amz-json-1.0");
+                Ok(response)
+            })
+        }
+    }
+
+    impl HttpClient for SlowStorage {
+        fn http_connector(
+            &self,
+            _settings: &HttpConnectorSettings,
+            _components: &RuntimeComponents,
+        ) -> SharedHttpConnector {
+            SharedHttpConnector::new(self.clone())
+        }
+    }
+
+    /// Delivers a Synthflow completion (two events sharing their body: the body manifest's read,
+    /// the body and its manifest, then the two events, five requests) to storage that takes
+    /// `delay` per request, with the functions' SDK configuration. Returns the status and the
+    /// requests answered.
+    async fn deliver_two_events(delay: Duration) -> (u16, usize) {
+        let config =
+            Config::from_vars([("CALLHOOK_SYNTHFLOW_TOKENS".to_owned(), "tok".to_owned())])
+                .unwrap();
+        let storage = SlowStorage {
+            delay,
+            writes: Arc::default(),
+        };
+        let sdk = super::super::sdk_config_for(Some("http://storage.invalid")).await;
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .http_client(storage.clone())
+                .build(),
+        );
+        let store = Store::new(client, &config);
+        let body = include_bytes!("../../../tests/fixtures/synthflow/completed.json");
+        let param =
+            |k: &str, v: &str| QueryMap::from(HashMap::from([(k.to_owned(), vec![v.to_owned()])]));
+        let request = lambda_http::http::Request::builder()
+            .method("POST")
+            .uri("/webhooks/synthflow?token=tok")
+            .body(Body::Binary(body.to_vec()))
+            .unwrap()
+            .with_query_string_parameters(param("token", "tok"))
+            .with_path_parameters(param("provider", "synthflow"));
+        let response = handle(&config, &store, request).await;
+        (
+            response.status().as_u16(),
+            storage.writes.load(Ordering::SeqCst),
+        )
+    }
+
+    // GIVEN storage that takes 3 s per request: each is within the SDK's timeout, together they
+    // are not within the sender's patience.
+    // WHEN a webhook of two events comes in
+    // THEN the first request is waited for (not cut short and sent again), and the webhook is
+    // answered 503 at the deadline instead of 200 after 15 s.
+    #[tokio::test(start_paused = true)]
+    async fn writes_that_outlast_the_deadline_are_answered_503() {
+        let (status, writes) = deliver_two_events(Duration::from_secs(3)).await;
+        assert_eq!(status, 503);
+        assert_eq!(writes, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_writes_within_the_deadline_are_stored() {
+        let (status, requests) = deliver_two_events(Duration::from_millis(700)).await;
+        assert_eq!(status, 200);
+        assert_eq!(requests, 5);
+    }
 }

@@ -9,20 +9,31 @@ use crate::error::Result;
 use crate::store::Store;
 use std::time::Duration;
 
+/// How long a request may spend on storage before it is answered 503: a sender waits 5–10 s for
+/// its answer, and a 503 in time (so it retries) beats the sender's own timeout.
+pub const STORAGE_DEADLINE: Duration = Duration::from_secs(4);
+
 /// The AWS SDK configuration, built once per cold start. `CALLHOOK_DYNAMODB_ENDPOINT` points it at
-/// DynamoDB Local. Timeouts are short: a sender waits at most 5–10 s for its answer, and a 5xx in
-/// time (so it retries) beats a timeout.
+/// DynamoDB Local.
 pub async fn sdk_config() -> aws_config::SdkConfig {
     let endpoint = std::env::var("CALLHOOK_DYNAMODB_ENDPOINT").ok();
     sdk_config_for(endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty())).await
 }
 
 /// The AWS SDK configuration, against `endpoint` (DynamoDB Local) when given.
+///
+/// One call may take up to [`STORAGE_DEADLINE`], all of it in one attempt: a write that was sent
+/// is carried out whether or not we wait for it, so cutting a slow attempt short and sending it
+/// again doubles the work exactly when storage is slowest, just back from an outage with every
+/// sender's retry arriving at once. (Cut at 2 s, those attempts timed out, were answered 503 and
+/// sent again, and ingest kept failing for seconds after storage was back: docs/RELIABILITY.md,
+/// suite 3.) Quick, certain failures (no connection within 1 s, a refused or reset one, a 5xx,
+/// throttling) are retried within the standard retry quota; an outage drains it, so that during
+/// one, requests are refused at once instead of after backoffs.
 pub async fn sdk_config_for(endpoint: Option<&str>) -> aws_config::SdkConfig {
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
-        .operation_attempt_timeout(Duration::from_secs(2))
-        .operation_timeout(Duration::from_secs(4))
+        .operation_timeout(STORAGE_DEADLINE)
         .build();
     sdk_loader(endpoint)
         .timeout_config(timeouts)
