@@ -767,3 +767,56 @@ async fn under_redact_an_opted_out_call_is_found_by_its_real_number_and_no_numbe
     );
     assert!(!everything.contains("4155550123") && !everything.contains("4155550999"));
 }
+
+// GIVEN the stored events of many calls (live turns, full transcripts, analyses)
+// WHEN every event of every call is merged at once, as racing functions would in AWS
+// THEN each record equals its events merged one by one in memory, and the optimistic
+// concurrency did have to retry (the race happened on the real engine).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_merged_all_at_once_on_dynamodb_local_give_the_record_of_their_events() {
+    use callhook_e2e::traffic::{Rng, vox_call};
+    let stack = Stack::new().await;
+    let mut rng = Rng::new(5);
+    let calls: Vec<_> = (0..6).map(|i| vox_call(i, 12, &mut rng)).collect();
+    for event in calls.iter().flatten() {
+        assert_eq!(stack.send("vox", &event.body).await.status, 200);
+    }
+    let mut events = Vec::new();
+    for call in &calls {
+        let key = callhook::event::record_key("vox", EventType::CallStarted, &call[0].call_id);
+        for item in stack.store.events_of(&key).await.unwrap() {
+            events.push(
+                callhook::rebuild::rebuild(&stack.store, &item)
+                    .await
+                    .unwrap(),
+            );
+        }
+    }
+    let tasks: Vec<_> = events
+        .iter()
+        .cloned()
+        .map(|event| {
+            let store = stack.store.clone();
+            tokio::spawn(async move { store.merge_call(&event, None).await.unwrap() })
+        })
+        .collect();
+    let mut retries = 0;
+    for task in tasks {
+        retries += task.await.unwrap().attempts - 1;
+    }
+    for call in &calls {
+        let id = &call[0].call_id;
+        let mine: Vec<_> = events.iter().filter(|e| &e.call_id == id).collect();
+        let expected = callhook::CallRecord::from_events(mine).unwrap();
+        assert_eq!(stack.call("vox", id).await.unwrap(), expected, "{id}");
+    }
+    println!(
+        "{} events of {} calls merged at once: {retries} lost races retried",
+        events.len(),
+        calls.len()
+    );
+    assert!(
+        retries > 0,
+        "no merge ever lost a race: the test did not race"
+    );
+}
