@@ -319,10 +319,7 @@ fn duration_is_computed_only_when_the_provider_gives_none() {
 /// merged one event at a time through [`Calls`] on the in-memory table.
 mod split {
     use super::*;
-    use callhook::store::calls::Calls;
     use callhook::store::memory::{MemoryTable, item_size};
-    use std::collections::HashSet;
-    use std::sync::Mutex;
     use std::sync::atomic::Ordering;
 
     /// Makes some of an event's values large enough to leave the header (and, for one, larger
@@ -351,12 +348,7 @@ mod split {
     }
 
     async fn merged(table: &MemoryTable, events: &[CanonicalEvent]) -> CallRecord {
-        let days = Mutex::new(HashSet::new());
-        let calls = Calls {
-            table,
-            number_key: None,
-            days: &days,
-        };
+        let calls = calls_on(table);
         for event in events {
             calls.merge(event, None).await.unwrap();
         }
@@ -416,12 +408,7 @@ mod split {
         };
         let events: Vec<CanonicalEvent> = (0..50).map(event).collect();
         let table = MemoryTable::new(MemoryTable::calls_indexes());
-        let days = Mutex::new(HashSet::new());
-        let calls = Calls {
-            table: &table,
-            number_key: None,
-            days: &days,
-        };
+        let calls = calls_on(&table);
         run(async {
             let first = calls.merge(&events[0], None).await.unwrap();
             assert!(first.header_written);
@@ -449,12 +436,7 @@ mod split {
     #[test]
     fn a_merge_that_loses_races_retries_on_the_item_it_got_back() {
         let table = MemoryTable::new(MemoryTable::calls_indexes());
-        let days = Mutex::new(HashSet::new());
-        let calls = Calls {
-            table: &table,
-            number_key: None,
-            days: &days,
-        };
+        let calls = calls_on(&table);
 
         run(async {
             calls
@@ -477,15 +459,9 @@ mod split {
 /// A header without a version (written by hand, or by an older callhook) is merged into like any.
 #[test]
 fn a_header_without_a_version_is_merged_into() {
-    use callhook::store::calls::Calls;
     use callhook::store::memory::MemoryTable;
     let table = MemoryTable::new(MemoryTable::calls_indexes());
-    let days = std::sync::Mutex::new(std::collections::HashSet::new());
-    let calls = Calls {
-        table: &table,
-        number_key: None,
-        days: &days,
-    };
+    let calls = calls_on(&table);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -525,5 +501,19 @@ fn outcome_event(t: EventType, key: &str, outcome: &str) -> CanonicalEvent {
             outcome: Some(outcome.into()),
             ..CallPatch::default()
         })),
+    }
+}
+
+/// The calls path on an in-memory table (the day markers it has written are remembered across
+/// tests: they only spare writes).
+fn calls_on(
+    table: &callhook::store::memory::MemoryTable,
+) -> callhook::store::calls::Calls<'_, &callhook::store::memory::MemoryTable> {
+    static DAYS: std::sync::LazyLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+        std::sync::LazyLock::new(Default::default);
+    callhook::store::calls::Calls {
+        table,
+        number_key: None,
+        days: &DAYS,
     }
 }

@@ -237,3 +237,41 @@ impl<T: Table + Sync> Table for &T {
         (**self).delete(pk, sk)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::error::ErrorMetadata;
+
+    fn service_error(code: &str) -> Error {
+        let error = PutItemError::generic(ErrorMetadata::builder().code(code).message("m").build());
+        storage(SdkError::<_, ()>::service_error(error, ()))
+    }
+
+    #[test]
+    fn storage_failures_keep_the_kind_retries_are_decided_from() {
+        // Throttling never happens on DynamoDB Local: this is where it is classified.
+        for (code, kind) in [
+            (
+                "ProvisionedThroughputExceededException",
+                StorageKind::Throttled,
+            ),
+            ("ThrottlingException", StorageKind::Throttled),
+            ("RequestLimitExceeded", StorageKind::Throttled),
+            ("InternalServerError", StorageKind::Transient),
+            ("ValidationException", StorageKind::Rejected),
+            ("ResourceNotFoundException", StorageKind::Rejected),
+            ("AccessDeniedException", StorageKind::Rejected),
+        ] {
+            let error = service_error(code);
+            assert_eq!(error.storage_kind(), Some(kind), "{code}");
+            assert_eq!(
+                error.is_retryable(),
+                kind != StorageKind::Rejected,
+                "{code}"
+            );
+        }
+        let timeout = storage(SdkError::<PutItemError, ()>::timeout_error("slow"));
+        assert_eq!(timeout.storage_kind(), Some(StorageKind::Transient));
+    }
+}
