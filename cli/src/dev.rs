@@ -6,7 +6,7 @@ use crate::state::{DevCredential, State};
 use callhook::config::{Config, OptOutPolicy};
 use callhook::handlers::sdk_config;
 use callhook::local::template::create_tables;
-use callhook::local::{StreamRunner, streams_client};
+use callhook::local::{PipeRunner, streams_client};
 use callhook::provider::REGISTRY;
 use callhook::store::Store;
 use sha2::{Digest, Sha256};
@@ -51,7 +51,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let client = aws_sdk_dynamodb::Client::new(&sdk);
     create_tables(&client, &config.events_table, &config.calls_table).await?;
     let store = Store::new(client, &config);
-    let runner = StreamRunner::new(store.clone(), streams_client(&sdk)).await?;
+    let runner = PipeRunner::new(store.clone(), streams_client(&sdk)).await?;
 
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -226,7 +226,7 @@ fn print_banner(
     eprintln!("  stop:  Ctrl-C\n");
 }
 
-async fn poll_forever(mut runner: StreamRunner, config: Arc<Config>, every: Duration) {
+async fn poll_forever(mut runner: PipeRunner, config: Arc<Config>, every: Duration) {
     loop {
         if let Err(error) = runner.poll(&config).await {
             tracing::warn!(%error, "stream poll failed; retrying");

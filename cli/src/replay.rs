@@ -6,7 +6,7 @@ use crate::filter::FilterArgs;
 use crate::output::{print_json, progress};
 use crate::stack::StackArgs;
 use callhook::config::OptOutPolicy;
-use callhook::handlers::stream::rebuild_call;
+use callhook::handlers::merge::rebuild_call;
 use callhook::record::{CONTRACT_FIELDS, CallRecord};
 use callhook::store::Store;
 use serde_json::{Value, json};

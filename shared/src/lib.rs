@@ -8,6 +8,8 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+#[cfg(feature = "aws")]
+pub mod bus;
 pub mod config;
 pub mod error;
 pub mod event;

@@ -112,6 +112,14 @@ pub fn de_seconds_as_ms<'de, D: Deserializer<'de>>(de: D) -> Result<Option<i64>,
         .ok_or_else(|| serde::de::Error::custom("not a duration"))
 }
 
+/// Unix ms as RFC 3339 (UTC, milliseconds): `2026-12-03T11:34:13.000Z`.
+pub fn rfc3339_ms(ms: i64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,17 +9,21 @@ pub mod http;
 pub mod logs;
 pub mod traffic;
 
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::error::BoxError;
 use base64::Engine;
 use callhook::auth::Signature;
 use callhook::config::Config;
 use callhook::handlers::{ingest, sdk_config_for};
 use callhook::local::template::create_tables;
-use callhook::local::{StreamRunner, streams_client};
+use callhook::local::{PipeRunner, streams_client};
 use callhook::record::CallRecord;
 use callhook::store::{EventItem, Store, from_item};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 pub const VOX_TOKEN: &str = "vox-e2e-token";
 pub const SYNTHFLOW_TOKEN: &str = "synthflow-e2e-token";
@@ -126,7 +130,63 @@ pub struct Stack {
     pub vars: Vec<(String, String)>,
     pub config: Config,
     pub store: Store,
-    pub runner: StreamRunner,
+    pub runner: PipeRunner,
+    /// Storage faults the functions (the runner's store) meet when switched on.
+    pub faults: Arc<Faults>,
+}
+
+/// Storage faults a test switches on for the functions: a matching request is sent to a closed
+/// port instead of DynamoDB Local, and fails as it would with DynamoDB unreachable (a
+/// transient failure: the SDK retries, then the invocation fails).
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Every request to the calls table.
+    pub calls_table: AtomicBool,
+    /// Writes of failure records (the `failures` partition of the events table).
+    pub failure_records: AtomicBool,
+    /// Every request: DynamoDB is down for the functions and the local failure queue.
+    pub everything: AtomicBool,
+}
+
+#[derive(Debug)]
+struct FaultInterceptor {
+    faults: Arc<Faults>,
+    calls_table: String,
+    dead_end: String,
+}
+
+impl Intercept for FaultInterceptor {
+    fn name(&self) -> &'static str {
+        "callhook-test-faults"
+    }
+
+    fn modify_before_transmit(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        let body = std::str::from_utf8(request.body().bytes().unwrap_or_default())
+            .unwrap_or_default()
+            .to_owned();
+        let calls = self.faults.calls_table.load(Ordering::Relaxed)
+            && body.contains(&format!("\"TableName\":\"{}\"", self.calls_table));
+        let failures = self.faults.failure_records.load(Ordering::Relaxed)
+            && body.contains("\"pk\":{\"S\":\"failures\"}");
+        if calls || failures || self.faults.everything.load(Ordering::Relaxed) {
+            request.set_uri(self.dead_end.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+/// A loopback address nothing listens on.
+fn dead_end() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}/")
 }
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -153,7 +213,18 @@ impl Stack {
             .await
             .unwrap();
         let store = Store::new(client, &config);
-        let mut runner = StreamRunner::new(store.clone(), streams_client(&sdk))
+        let faults = Arc::new(Faults::default());
+        let interceptor = FaultInterceptor {
+            faults: faults.clone(),
+            calls_table: config.calls_table.clone(),
+            dead_end: dead_end(),
+        };
+        let functions = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&sdk)
+                .interceptor(interceptor)
+                .build(),
+        );
+        let mut runner = PipeRunner::new(Store::new(functions, &config), streams_client(&sdk))
             .await
             .unwrap();
         runner.retry_delay = std::time::Duration::from_millis(10);
@@ -162,6 +233,7 @@ impl Stack {
             config,
             store,
             runner,
+            faults,
         }
     }
 

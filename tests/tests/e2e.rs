@@ -377,7 +377,7 @@ async fn transcripts_of_one_megabyte_and_near_the_body_limit_are_stored_without_
 }
 
 #[tokio::test]
-async fn a_poison_record_fails_alone_and_its_neighbours_commit() {
+async fn a_permanent_failure_is_recorded_not_retried_and_its_neighbours_merge() {
     let mut stack = Stack::new().await;
     // GIVEN a stored call_ended whose body the parser rejects (as after a parser regression)
     let poison = EventItem {
@@ -412,24 +412,36 @@ async fn a_poison_record_fails_alone_and_its_neighbours_commit() {
         .unwrap();
     stack.send_fixture("vox", "v2_call_ended").await;
     stack.send_fixture("clawops", "missed_call_completed").await;
-    // WHEN the stream is processed
+    // WHEN the pipe and the functions process the stream
     stack.drain().await;
-    // THEN the poison record alone went to the failure path, after the bounded retries
-    let letters = &stack.runner.dead_letters;
-    assert_eq!(letters.len(), 1, "{letters:?}");
+    // THEN the poison event was tried once, recorded with its keys and reason, and not queued
+    let failures = stack.store.failures().await.unwrap();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let failure = &failures[0];
     assert_eq!(
-        (letters[0].function.as_str(), letters[0].pk.as_str()),
-        ("call-ended", "call#vox#poison")
+        (
+            failure.function.as_str(),
+            failure.record_key.as_str(),
+            failure.event_pk.as_str(),
+            failure.event_sk.as_str(),
+            failure.code.as_str(),
+        ),
+        (
+            "call-ended",
+            "call#vox#poison",
+            "call#vox#poison",
+            "ev#0000",
+            "unusable_payload"
+        )
     );
-    let mapping = stack
-        .runner
-        .mappings()
-        .iter()
-        .find(|m| m.event_type == EventType::CallEnded)
-        .unwrap()
-        .clone();
-    assert!(stack.runner.invocations > mapping.maximum_retry_attempts as usize);
-    // AND its neighbours in the same batch were merged
+    assert!(!failure.reason.is_empty() && failure.at > 0);
+    assert!(stack.runner.dead_letters.is_empty());
+    assert_eq!(
+        stack.runner.stats.retries, 0,
+        "a permanent failure is not retried"
+    );
+    assert_eq!(stack.runner.stats.failed, 1);
+    // AND its neighbours were merged
     assert!(
         stack
             .call("vox", VOX_CALL)
@@ -455,10 +467,11 @@ async fn a_poison_record_fails_alone_and_its_neighbours_commit() {
     report(
         "poison",
         json!({
-            "records": 4, "poison": 1, "dead_lettered": letters.len(),
-            "invocations": stack.runner.invocations,
-            "maximum_retry_attempts": mapping.maximum_retry_attempts,
-            "neighbours_committed": 3,
+            "events": 4, "poison": 1, "recorded": failures.len(),
+            "queued": stack.runner.dead_letters.len(),
+            "invocations": stack.runner.stats.invocations,
+            "retries": stack.runner.stats.retries,
+            "neighbours_merged": 3,
         }),
     );
 }

@@ -1,7 +1,7 @@
-//! `call-analyzed`: merges the events table's `call_analyzed` stream records into the calls table.
+//! `call-analyzed`: merges `call_analyzed` events, put on the bus by the pipe, into the calls table.
 #![forbid(unsafe_code)]
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    callhook::handlers::run_stream(callhook::EventType::CallAnalyzed).await
+    callhook::handlers::run_merge(callhook::EventType::CallAnalyzed).await
 }

@@ -1,7 +1,7 @@
-//! `call-ended`: merges the events table's `call_ended` stream records into the calls table.
+//! `call-ended`: merges `call_ended` events, put on the bus by the pipe, into the calls table.
 #![forbid(unsafe_code)]
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    callhook::handlers::run_stream(callhook::EventType::CallEnded).await
+    callhook::handlers::run_merge(callhook::EventType::CallEnded).await
 }

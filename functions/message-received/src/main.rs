@@ -1,7 +1,7 @@
-//! `message-received`: merges the events table's `message_received` stream records into the calls table.
+//! `message-received`: merges `message_received` events, put on the bus by the pipe, into the calls table.
 #![forbid(unsafe_code)]
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    callhook::handlers::run_stream(callhook::EventType::MessageReceived).await
+    callhook::handlers::run_merge(callhook::EventType::MessageReceived).await
 }

@@ -1,7 +1,7 @@
-//! `mid-call`: merges the events table's `mid_call` stream records into the calls table.
+//! `mid-call`: merges `mid_call` events, put on the bus by the pipe, into the calls table.
 #![forbid(unsafe_code)]
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    callhook::handlers::run_stream(callhook::EventType::MidCall).await
+    callhook::handlers::run_merge(callhook::EventType::MidCall).await
 }

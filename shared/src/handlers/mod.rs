@@ -2,7 +2,7 @@
 //! the runtime, and the local stack and the tests call the very same code.
 
 pub mod ingest;
-pub mod stream;
+pub mod merge;
 
 use crate::config::Config;
 use crate::error::Result;
@@ -61,11 +61,12 @@ pub fn sdk_loader(endpoint: Option<&str>) -> aws_config::ConfigLoader {
     }
 }
 
-/// Config and store, built once per cold start.
-pub async fn init() -> Result<(Config, Store)> {
+/// Config, store and bus, built once per cold start.
+pub async fn init() -> Result<(Config, Store, crate::bus::Bus)> {
     let config = Config::from_env()?;
-    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk_config().await), &config);
-    Ok((config, store))
+    let sdk = sdk_config().await;
+    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &config);
+    Ok((config, store, crate::bus::Bus::from_env(&sdk)))
 }
 
 /// JSON logs in Lambda (one object per line, for CloudWatch Logs Insights), level from
@@ -91,7 +92,7 @@ pub(crate) fn now_ms() -> i64 {
 /// The `ingest` function's runtime loop.
 pub async fn run_ingest() -> Result<(), lambda_http::Error> {
     init_tracing();
-    let (config, store) = init().await?;
+    let (config, store, _) = init().await?;
     log_start("ingest", &config);
     let (config, store) = (&config, &store);
     lambda_http::run(lambda_http::service_fn(move |request| async move {
@@ -100,15 +101,30 @@ pub async fn run_ingest() -> Result<(), lambda_http::Error> {
     .await
 }
 
-/// A stream function's runtime loop, for the canonical type its event source mapping filters on.
-pub async fn run_stream(event_type: crate::EventType) -> Result<(), lambda_runtime::Error> {
+/// The runtime loop of the function serving `event_type`, invoked by its rule on the bus. A
+/// failure worth retrying is the invocation's error (Lambda counts it, retries, then queues it).
+pub async fn run_merge(event_type: crate::EventType) -> Result<(), lambda_runtime::Error> {
     init_tracing();
-    let (config, store) = init().await?;
+    let (config, store, bus) = init().await?;
     log_start(event_type.as_str(), &config);
-    let (config, store) = (&config, &store);
+    let (config, store, bus) = (&config, &store, &bus);
     lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::dynamodb::Event>| async move {
-            Ok::<_, std::convert::Infallible>(stream::handle(config, store, event_type, event.payload).await)
+        move |event: lambda_runtime::LambdaEvent<
+            aws_lambda_events::event::eventbridge::EventBridgeEvent<crate::bus::EventRef>,
+        >| async move {
+            merge::handle(
+                config.opt_out_policy,
+                store,
+                bus,
+                event_type,
+                &event.payload.detail,
+            )
+            .await
+            .map(drop)
+            .map_err(|e| lambda_runtime::Diagnostic {
+                error_type: e.code().to_owned(),
+                error_message: e.to_string(),
+            })
         },
     ))
     .await

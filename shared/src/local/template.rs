@@ -1,6 +1,7 @@
 //! What the local stack and the tests read from `template.yaml`, so they run exactly what AWS
-//! runs: the tables' keys, indexes and stream, and each stream function's event source mapping
-//! (filter, batch size, retries, bisection). One source of truth: the template.
+//! runs: the tables' keys, indexes and stream, the pipe that reads the stream (filter, input
+//! transformation, batch size), and each function's rule on the bus with its asynchronous
+//! invocation settings. One source of truth: the template.
 
 use crate::error::{Error, Result};
 use crate::event::EventType;
@@ -167,27 +168,105 @@ pub async fn create_tables(
         .await
 }
 
-/// A stream function's event source mapping, as the template declares it.
+/// The pipe that reads the events table's stream, as the template declares it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StreamMapping {
+pub struct PipeDef {
     pub logical_id: String,
-    /// The cargo binary (`BuildProperties.Binary`), which is also the function crate's name.
-    pub binary: String,
-    /// The canonical type its filter selects.
-    pub event_type: EventType,
-    /// The filter patterns (any one matching lets a record through).
+    /// The filter patterns (a record passes when any one matches).
     pub patterns: Vec<Value>,
+    /// The input transformation of each record into the bus event's detail.
+    pub input_template: String,
+    /// The bus event's `source` and `detail-type` (either may be a `$.` path into the record).
+    pub source: String,
+    pub detail_type: String,
     pub batch_size: usize,
     pub maximum_retry_attempts: u32,
-    pub bisect_on_error: bool,
-    pub report_batch_item_failures: bool,
-    pub has_failure_destination: bool,
+    pub has_dead_letter_queue: bool,
 }
 
-/// Every `DynamoDB` event source of every function in the template.
-pub fn stream_mappings() -> Result<Vec<StreamMapping>> {
+/// One function's rule on the stack's bus, with its asynchronous invocation settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleDef {
+    /// The function's logical id.
+    pub function: String,
+    /// The cargo binary (`BuildProperties.Binary`), which is also the function crate's name.
+    pub binary: String,
+    /// The canonical type the function serves (from its binary's name).
+    pub event_type: EventType,
+    pub pattern: Value,
+    /// Lambda's retries of a failed asynchronous invocation (`EventInvokeConfig`; 2 when unset).
+    pub maximum_retry_attempts: u32,
+    pub has_on_failure_destination: bool,
+    pub has_dead_letter_queue: bool,
+    pub has_retry_policy: bool,
+}
+
+/// Every `AWS::Pipes::Pipe` of the template.
+pub fn pipes() -> Result<Vec<PipeDef>> {
     let template = template()?;
-    let mut mappings = Vec::new();
+    let mut pipes = Vec::new();
+    for (logical_id, resource) in template["Resources"].as_object().into_iter().flatten() {
+        if resource["Type"] != "AWS::Pipes::Pipe" {
+            continue;
+        }
+        let props = &resource["Properties"];
+        let source = props.pointer("/SourceParameters/DynamoDBStreamParameters");
+        let bus = props.pointer("/TargetParameters/EventBridgeEventBusParameters");
+        pipes.push(PipeDef {
+            logical_id: logical_id.clone(),
+            patterns: filter_patterns(
+                logical_id,
+                props.pointer("/SourceParameters/FilterCriteria/Filters"),
+            )?,
+            input_template: text(props, "/TargetParameters/InputTemplate")?.to_owned(),
+            source: bus
+                .and_then(|b| b["Source"].as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            detail_type: bus
+                .and_then(|b| b["DetailType"].as_str())
+                .unwrap_or_default()
+                .to_owned(),
+            batch_size: source.and_then(|s| s["BatchSize"].as_u64()).unwrap_or(100) as usize,
+            maximum_retry_attempts: source
+                .and_then(|s| s["MaximumRetryAttempts"].as_u64())
+                .unwrap_or(0) as u32,
+            has_dead_letter_queue: source
+                .and_then(|s| s.pointer("/DeadLetterConfig/Arn"))
+                .is_some(),
+        });
+    }
+    Ok(pipes)
+}
+
+/// The one pipe of the template.
+pub fn pipe() -> Result<PipeDef> {
+    let mut pipes = pipes()?;
+    match pipes.len() {
+        1 => Ok(pipes.remove(0)),
+        n => Err(Error::Config(format!(
+            "template.yaml declares {n} pipes; the local stack runs exactly one"
+        ))),
+    }
+}
+
+fn filter_patterns(logical_id: &str, filters: Option<&Value>) -> Result<Vec<Value>> {
+    filters
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            let text = f["Pattern"].as_str().unwrap_or_default();
+            serde_json::from_str(text)
+                .map_err(|e| Error::Config(format!("{logical_id} filter: {e}")))
+        })
+        .collect()
+}
+
+/// Every `EventBridgeRule` event of every function in the template.
+pub fn rules() -> Result<Vec<RuleDef>> {
+    let template = template()?;
+    let mut rules = Vec::new();
     for (logical_id, resource) in template["Resources"].as_object().into_iter().flatten() {
         if resource["Type"] != "AWS::Serverless::Function" {
             continue;
@@ -196,6 +275,7 @@ pub fn stream_mappings() -> Result<Vec<StreamMapping>> {
             .pointer("/Metadata/BuildProperties/Binary")
             .and_then(Value::as_str)
             .unwrap_or_default();
+        let invoke = resource.pointer("/Properties/EventInvokeConfig");
         for event in resource
             .pointer("/Properties/Events")
             .and_then(Value::as_object)
@@ -203,66 +283,173 @@ pub fn stream_mappings() -> Result<Vec<StreamMapping>> {
             .flatten()
             .map(|(_, e)| e)
         {
-            if event["Type"] != "DynamoDB" {
+            if event["Type"] != "EventBridgeRule" {
                 continue;
             }
             let props = &event["Properties"];
-            let patterns = props
-                .pointer("/FilterCriteria/Filters")
-                .and_then(Value::as_array)
+            let event_type = EventType::ALL
                 .into_iter()
-                .flatten()
-                .map(|f| {
-                    let text = f["Pattern"].as_str().unwrap_or_default();
-                    serde_json::from_str(text)
-                        .map_err(|e| Error::Config(format!("{logical_id} filter: {e}")))
-                })
-                .collect::<Result<Vec<Value>>>()?;
-            let event_type = patterns
-                .iter()
-                .filter_map(|p| {
-                    p.pointer("/dynamodb/NewImage/type/S/0")
-                        .and_then(Value::as_str)
-                })
-                .find_map(EventType::parse)
+                .find(|t| crate::handlers::merge::function_name(*t) == binary)
                 .ok_or_else(|| {
                     Error::Config(format!(
-                        "{logical_id}: its filter selects no canonical type"
+                        "{logical_id}: no canonical type is served by {binary}"
                     ))
                 })?;
-            mappings.push(StreamMapping {
-                logical_id: logical_id.clone(),
+            rules.push(RuleDef {
+                function: logical_id.clone(),
                 binary: binary.to_owned(),
                 event_type,
-                patterns,
-                batch_size: props["BatchSize"].as_u64().unwrap_or(100) as usize,
-                maximum_retry_attempts: props["MaximumRetryAttempts"].as_u64().unwrap_or(0) as u32,
-                bisect_on_error: props["BisectBatchOnFunctionError"]
-                    .as_bool()
-                    .unwrap_or(false),
-                report_batch_item_failures: props["FunctionResponseTypes"]
-                    .as_array()
-                    .is_some_and(|t| t.iter().any(|t| t == "ReportBatchItemFailures")),
-                has_failure_destination: props
-                    .pointer("/DestinationConfig/OnFailure/Destination")
+                pattern: props["Pattern"].clone(),
+                maximum_retry_attempts: invoke
+                    .and_then(|i| i["MaximumRetryAttempts"].as_u64())
+                    .unwrap_or(2) as u32,
+                has_on_failure_destination: invoke
+                    .and_then(|i| i.pointer("/DestinationConfig/OnFailure/Destination"))
                     .is_some(),
+                has_dead_letter_queue: props.pointer("/DeadLetterConfig").is_some(),
+                has_retry_policy: props.pointer("/RetryPolicy").is_some(),
             });
         }
     }
-    Ok(mappings)
+    Ok(rules)
 }
 
-/// Lambda's event filtering for the subset callhook's patterns use: nested objects, and arrays
-/// of allowed values (a record field matches when it equals one of them).
-pub fn matches(pattern: &Value, record: &Value) -> bool {
-    match pattern {
-        Value::Object(fields) => fields.iter().all(|(key, sub)| match record.get(key) {
-            Some(value) => matches(sub, value),
-            None => false,
-        }),
-        Value::Array(allowed) => allowed.iter().any(|a| a == record),
-        other => other == record,
+/// The event-pattern operators the local stack implements (EventBridge's, and the pipe's
+/// filters, which share the syntax). [`check_pattern`] refuses any other, so a template using
+/// one fails the tests instead of matching differently here than in AWS.
+const OPERATORS: [&str; 5] = [
+    "prefix",
+    "suffix",
+    "anything-but",
+    "exists",
+    "equals-ignore-case",
+];
+
+/// Whether the local stack can match `pattern` exactly as AWS does.
+pub fn check_pattern(pattern: &Value) -> Result<()> {
+    let Value::Object(fields) = pattern else {
+        return Err(Error::Config(format!(
+            "an event pattern must be an object, not {pattern}"
+        )));
+    };
+    for (key, sub) in fields {
+        match sub {
+            Value::Object(_) => check_pattern(sub)?,
+            Value::Array(values) => {
+                for value in values {
+                    if let Value::Object(operator) = value {
+                        let name = operator.keys().next().map(String::as_str).unwrap_or("");
+                        if operator.len() != 1 || !OPERATORS.contains(&name) {
+                            return Err(Error::Config(format!(
+                                "event pattern operator {value} (under `{key}`) is not one the \
+                                 local stack implements ({})",
+                                OPERATORS.join(", ")
+                            )));
+                        }
+                    }
+                }
+            }
+            other => {
+                return Err(Error::Config(format!(
+                    "`{key}` in an event pattern must be an array or an object, not {other}"
+                )));
+            }
+        }
     }
+    Ok(())
+}
+
+/// EventBridge's matching of `pattern` against `event` (also the pipes' and Lambda's filters):
+/// every field of the pattern must match; an array of allowed values matches when one does,
+/// against the field's value or any element of it.
+pub fn matches(pattern: &Value, event: &Value) -> bool {
+    let Value::Object(fields) = pattern else {
+        return false;
+    };
+    fields.iter().all(|(key, sub)| match (sub, event.get(key)) {
+        (Value::Object(_), Some(value)) => matches(sub, value),
+        (Value::Object(_), None) => false,
+        (Value::Array(allowed), value) => allowed.iter().any(|a| allows(a, value)),
+        _ => false,
+    })
+}
+
+fn allows(allowed: &Value, value: Option<&Value>) -> bool {
+    let Value::Object(operator) = allowed else {
+        return match value {
+            Some(Value::Array(items)) => items.contains(allowed),
+            Some(value) => value == allowed,
+            None => false,
+        };
+    };
+    let Some((name, argument)) = operator.iter().next() else {
+        return false;
+    };
+    let text = value.and_then(Value::as_str);
+    match name.as_str() {
+        "exists" => argument.as_bool() == Some(value.is_some()),
+        "prefix" => text
+            .zip(argument.as_str())
+            .is_some_and(|(t, p)| t.starts_with(p)),
+        "suffix" => text
+            .zip(argument.as_str())
+            .is_some_and(|(t, s)| t.ends_with(s)),
+        "equals-ignore-case" => text
+            .zip(argument.as_str())
+            .is_some_and(|(t, a)| t.eq_ignore_ascii_case(a)),
+        "anything-but" => value.is_some_and(|v| match argument {
+            Value::Array(excluded) => !excluded.contains(v),
+            excluded => excluded != v,
+        }),
+        _ => false,
+    }
+}
+
+/// The value at a `$.a.b.c` path of `value`.
+pub fn at_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    let rest = path.strip_prefix('$')?;
+    rest.split('.')
+        .filter(|s| !s.is_empty())
+        .try_fold(value, |v, key| v.get(key))
+}
+
+/// The pipes' input transformation: each `<$.path>` of `template` replaced by the record's
+/// value there. Inside quotes a string value goes in JSON-escaped (so a quote in a call id
+/// cannot break the event), and a missing value becomes empty; outside quotes the value goes in
+/// as JSON (`null` when missing). The result must be JSON.
+pub fn transform(template: &str, record: &Value) -> Result<Value> {
+    let mut out = String::with_capacity(template.len() * 2);
+    let mut rest = template;
+    while let Some(start) = rest.find("<$.").or_else(|| rest.find("<aws.pipes.")) {
+        let Some(len) = rest[start..].find('>') else {
+            break;
+        };
+        let (before, token) = (&rest[..start], &rest[start + 1..start + len]);
+        let after = &rest[start + len + 1..];
+        out.push_str(before);
+        let quoted = before.ends_with('"') && after.starts_with('"');
+        if let Some(variable) = token.strip_prefix("aws.pipes.") {
+            return Err(Error::Config(format!(
+                "the pipe's input template uses <aws.pipes.{variable}>, which the local stack \
+                 does not provide"
+            )));
+        }
+        let value = at_path(record, token);
+        match (quoted, value) {
+            (true, Some(Value::String(s))) => {
+                let escaped = serde_json::to_string(s).unwrap_or_default();
+                out.push_str(&escaped[1..escaped.len() - 1]);
+            }
+            (true, Some(other)) => out.push_str(other.to_string().trim_matches('"')),
+            (true, None) => {}
+            (false, Some(value)) => out.push_str(&value.to_string()),
+            (false, None) => out.push_str("null"),
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    serde_json::from_str(&out)
+        .map_err(|e| Error::Config(format!("the pipe's input template gives invalid JSON: {e}")))
 }
 
 #[cfg(test)]
@@ -271,28 +458,96 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn filters_match_like_lambda_event_filtering() {
-        let pattern = json!({"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["call_ended"]}}}});
+    fn patterns_match_like_eventbridge() {
+        let pattern = json!({"eventName": ["INSERT"], "dynamodb": {"NewImage": {"type": {"S": ["call_ended", "mid_call"]}}}});
         let record = |name: &str, kind: &str| json!({"eventName": name, "dynamodb": {"NewImage": {"type": {"S": kind}, "pk": {"S": "x"}}}});
         assert!(matches(&pattern, &record("INSERT", "call_ended")));
+        assert!(matches(&pattern, &record("INSERT", "mid_call")));
         assert!(!matches(&pattern, &record("MODIFY", "call_ended")));
-        assert!(!matches(&pattern, &record("INSERT", "call_started")));
-        assert!(!matches(&pattern, &record("INSERT", "part")));
+        assert!(!matches(&pattern, &record("INSERT", "failure")));
         assert!(!matches(&pattern, &json!({"eventName": "INSERT"})));
+
+        let event = json!({"source": "callhook", "detail-type": "call.missed", "detail": {"provider": "vox", "tags": ["a", "b"]}});
+        let rule = |p: Value| matches(&p, &event);
+        assert!(rule(
+            json!({"source": ["callhook"], "detail-type": ["call.missed"]})
+        ));
+        assert!(rule(json!({"detail": {"tags": ["b"]}})));
+        assert!(rule(json!({"detail-type": [{"prefix": "call."}]})));
+        assert!(rule(json!({"detail-type": [{"suffix": ".missed"}]})));
+        assert!(rule(
+            json!({"detail": {"provider": [{"anything-but": ["retell"]}]}})
+        ));
+        assert!(!rule(
+            json!({"detail": {"provider": [{"anything-but": "vox"}]}})
+        ));
+        assert!(rule(json!({"detail": {"agent": [{"exists": false}]}})));
+        assert!(!rule(json!({"detail": {"provider": [{"exists": false}]}})));
+        assert!(rule(
+            json!({"source": [{"equals-ignore-case": "CallHook"}]})
+        ));
+        assert!(!rule(json!({"source": ["callhook.events"]})));
     }
 
     #[test]
-    fn the_template_declares_both_tables_and_five_mappings() {
+    fn operators_the_local_stack_lacks_are_refused() {
+        assert!(
+            check_pattern(
+                &json!({"source": ["a", {"prefix": "b"}], "detail": {"x": [{"exists": true}]}})
+            )
+            .is_ok()
+        );
+        for unknown in [
+            json!({"detail": {"n": [{"numeric": [">", 0]}]}}),
+            json!({"source": [{"wildcard": "call.*"}]}),
+            json!({"detail": {"ip": [{"cidr": "10.0.0.0/24"}]}}),
+            json!({"$or": [{"source": ["a"]}]}),
+            json!({"source": "callhook"}),
+        ] {
+            assert!(check_pattern(&unknown).is_err(), "{unknown}");
+        }
+    }
+
+    #[test]
+    fn the_input_transformation_escapes_what_it_inserts() {
+        let record = json!({"dynamodb": {"Keys": {"pk": {"S": "call#vox#a\"b<c>"}}, "NewImage": {"received_at": {"N": "17"}}}});
+        let out = transform(
+            r#"{"pk": "<$.dynamodb.Keys.pk.S>", "at": "<$.dynamodb.NewImage.received_at.N>", "raw": <$.dynamodb.Keys.pk>, "none": "<$.nothing>"}"#,
+            &record,
+        )
+        .unwrap();
+        assert_eq!(out["pk"], "call#vox#a\"b<c>");
+        assert_eq!(out["at"], "17");
+        assert_eq!(out["raw"], json!({"S": "call#vox#a\"b<c>"}));
+        assert_eq!(out["none"], "");
+        assert!(transform(r#"{"t": "<aws.pipes.pipe-arn>"}"#, &record).is_err());
+    }
+
+    #[test]
+    fn the_template_declares_both_tables_one_pipe_and_five_rules() {
         let events = TableDef::from_template(EVENTS_TABLE).unwrap();
         assert_eq!(events.stream, Some(StreamViewType::NewImage));
         assert_eq!(events.keys.len(), 2);
         let calls = TableDef::from_template(CALLS_TABLE).unwrap();
         let names: Vec<_> = calls.indexes.iter().map(|i| i.index_name()).collect();
         assert_eq!(names, ["by_time", "by_agent", "by_from", "by_to"]);
-        let mappings = stream_mappings().unwrap();
-        assert_eq!(mappings.len(), 5);
-        assert!(mappings.iter().all(|m| m.bisect_on_error
-            && m.report_batch_item_failures
-            && m.has_failure_destination));
+        let pipe = pipe().unwrap();
+        assert!(pipe.has_dead_letter_queue);
+        let rules = rules().unwrap();
+        assert_eq!(rules.len(), 5);
+        assert!(rules.iter().all(|r| r.has_on_failure_destination
+            && r.has_dead_letter_queue
+            && r.has_retry_policy));
+    }
+
+    #[test]
+    fn every_pattern_of_the_template_is_one_the_local_stack_implements() {
+        let pipe = pipe().unwrap();
+        for pattern in &pipe.patterns {
+            check_pattern(pattern).unwrap();
+        }
+        for rule in rules().unwrap() {
+            check_pattern(&rule.pattern).unwrap_or_else(|e| panic!("{}: {e}", rule.function));
+        }
     }
 }

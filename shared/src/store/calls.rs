@@ -20,6 +20,7 @@
 use super::codec::{self, Encoding, Packed};
 use super::dynamo::{Condition, Item, Put, Table, from_item, to_attributes};
 use super::queries::IndexKeys;
+use crate::bus::Marks;
 use crate::error::{Error, Result, StorageKind};
 use crate::event::{CanonicalEvent, EventType, Message, Turn};
 use crate::record::CallRecord;
@@ -145,6 +146,9 @@ pub struct Merged {
     pub items_written: u32,
     /// Attempts the optimistic concurrency took (1 without a concurrent writer).
     pub attempts: u32,
+    /// What users act on (ended, analyzed, missed), before and after the merge.
+    pub was: crate::bus::Marks,
+    pub now: crate::bus::Marks,
 }
 
 /// The calls path on any [`Table`]: the DynamoDB one, or an in-memory one in unit tests.
@@ -187,6 +191,11 @@ impl<T: Table + Sync> Calls<'_, T> {
                 |h| h.record.clone(),
             );
             record.merge(event);
+            let analysis_elsewhere = old.as_ref().is_some_and(|h| h.ext.contains_key("analysis"));
+            merged.was = old
+                .as_ref()
+                .map_or_else(Marks::default, |h| Marks::of(&h.record, analysis_elsewhere));
+            merged.now = Marks::of(&record, analysis_elsewhere);
             if finish.is_some() && record.sensitive_data_opt_out == Some(true) {
                 return self
                     .merge_whole(event, finish, old.map(|h| h.version), merged)
@@ -272,6 +281,10 @@ impl<T: Table + Sync> Calls<'_, T> {
             if let Some(finish) = finish {
                 finish(&mut record);
             }
+            merged.was = stored
+                .as_ref()
+                .map_or_else(Marks::default, |r| Marks::of(r, false));
+            merged.now = Marks::of(&record, false);
             if stored.as_ref() == Some(&record) {
                 return Ok(merged);
             }

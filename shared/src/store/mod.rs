@@ -14,12 +14,14 @@ pub mod calls;
 pub mod codec;
 pub mod dynamo;
 pub mod events;
+pub mod failures;
 pub mod memory;
 pub mod queries;
 
 pub use calls::{CallSummary, MessageItem};
 pub use dynamo::{Item, from_item, storage, to_attributes};
 pub use events::{EventItem, EventItems, Stored, TYPE_PART, TYPE_QUARANTINE};
+pub use failures::Failure;
 pub use queries::ListIndex;
 
 use aws_sdk_dynamodb::Client;
