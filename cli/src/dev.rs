@@ -1,6 +1,7 @@
 //! `callhook dev`: the local stack. Serves `POST /webhooks/{provider}` through the very same
-//! ingest handler the Lambda runs, and polls the events table's stream to run the stream
-//! handlers with the template's filters, retries and batch-failure semantics.
+//! ingest handler the Lambda runs, and runs the event path as AWS does: one reader of the events
+//! table's stream (the pipe, its filter and input transformation), the bus rules, and the
+//! per-type functions invoked concurrently with Lambda's asynchronous retries and failure queue.
 
 use crate::state::{DevCredential, State};
 use callhook::config::{Config, OptOutPolicy};
@@ -231,6 +232,9 @@ async fn poll_forever(mut runner: PipeRunner, config: Arc<Config>, every: Durati
         if let Err(error) = runner.poll(&config).await {
             tracing::warn!(%error, "stream poll failed; retrying");
         }
+        // Call events were logged as they were put; letters are on the queue (`failures list`).
+        runner.published.clear();
+        runner.dead_letters.retain(|letter| !letter.enqueued);
         tokio::time::sleep(every).await;
     }
 }

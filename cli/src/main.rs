@@ -6,6 +6,7 @@ mod calls;
 mod dev;
 mod events;
 mod export;
+mod failures;
 mod filter;
 mod output;
 mod quarantine;
@@ -68,6 +69,11 @@ enum Command {
     Export(export::Args),
     /// Rebuild call records from their stored raw events with today's parsers and merge.
     Replay(replay::Args),
+    /// Events a function could not merge: recorded failures and the failure queue; replay them.
+    Failures {
+        #[command(subcommand)]
+        command: failures::Command,
+    },
     /// Payloads that were authenticated but unusable (answered 400/422), kept for inspection.
     Quarantine {
         #[command(subcommand)]
@@ -96,6 +102,7 @@ fn main() -> ExitCode {
             Command::Events(args) => events::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Replay(args) => replay::run(args).await,
+            Command::Failures { command } => failures::run(command).await,
             Command::Quarantine { command } => quarantine::run(command).await,
         }
     });

@@ -39,6 +39,9 @@ pub struct Stack {
     pub store: Store,
     /// The local stack's state, when that is what we talk to.
     pub local: Option<State>,
+    /// A DynamoDB endpoint other than AWS's (the local stack's, or DynamoDB Local named by hand).
+    pub endpoint: Option<String>,
+    pub sdk: aws_config::SdkConfig,
 }
 
 impl StackArgs {
@@ -95,6 +98,8 @@ impl StackArgs {
             store: Store::with_tables(client, &events_table, &calls_table)
                 .with_number_key(number_key.as_deref().map(|k| k.trim().as_bytes())),
             local,
+            endpoint,
+            sdk,
         })
     }
 }

@@ -189,6 +189,9 @@ pub fn call_event(kind: CallEventKind, record: &CallRecord) -> BusEvent {
     }
 }
 
+/// The EventBridge client (re-exported: the CLI puts call events when it replays).
+pub use aws_sdk_eventbridge::Client as EventBridgeClient;
+
 /// Where bus events go: the stack's EventBridge bus, or, on the local stack, a list the local
 /// event router takes them from.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use callhook::EventType;
 use callhook::bus::CallEventKind;
 use callhook::record::CallRecord;
 use callhook_e2e::traffic::{Rng, vox_call};
-use callhook_e2e::{Stack, fixture, report};
+use callhook_e2e::{POISON_BODY, Stack, fixture, raw_event_item, report};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
@@ -155,41 +155,6 @@ async fn a_transient_failure_is_retried_then_queued_with_its_keys() {
     assert!(stack.call("vox", VOX_CALL).await.is_none());
 }
 
-fn poison_item(sk: &str) -> callhook::store::EventItem {
-    callhook::store::EventItem {
-        pk: "call#vox#poison".into(),
-        sk: sk.into(),
-        kind: "call_ended".into(),
-        provider: "vox".into(),
-        provider_event: "call_ended".into(),
-        call_id: "poison".into(),
-        dedupe_key: sk.trim_start_matches("ev#").into(),
-        received_at: 1,
-        occurred_at: None,
-        body: Some("{\"event\":\"call_ended\"}".into()),
-        body_gz: None,
-        body_encoding: None,
-        body_ref: None,
-        parts: 0,
-        error: None,
-        from_key: None,
-        to_key: None,
-        expires_at: None,
-    }
-}
-
-async fn store_raw(stack: &Stack, item: &callhook::store::EventItem) {
-    stack
-        .store
-        .client()
-        .put_item()
-        .table_name(&stack.config.events_table)
-        .set_item(Some(serde_dynamo::to_item(item).unwrap()))
-        .send()
-        .await
-        .unwrap();
-}
-
 // GIVEN an event that can never merge, and its failure record that cannot be written
 // WHEN the function meets it
 // THEN it is not dropped: the invocation fails, is retried, and lands on the failure queue
@@ -197,7 +162,9 @@ async fn store_raw(stack: &Stack, item: &callhook::store::EventItem) {
 async fn a_permanent_failure_that_cannot_be_recorded_is_retried_and_queued() {
     let mut stack = Stack::new().await;
     stack.faults.failure_records.store(true, Ordering::Relaxed);
-    store_raw(&stack, &poison_item("ev#0001")).await;
+    stack
+        .store_raw(&raw_event_item("poison", "ev#0001", POISON_BODY))
+        .await;
     stack.drain().await;
     assert!(stack.store.failures().await.unwrap().is_empty());
     let messages = queued(&stack).await;
@@ -220,7 +187,9 @@ async fn a_permanent_failure_that_cannot_be_recorded_is_retried_and_queued() {
 #[tokio::test]
 async fn an_outage_while_failing_loses_nothing() {
     let mut stack = Stack::new().await;
-    store_raw(&stack, &poison_item("ev#0002")).await;
+    stack
+        .store_raw(&raw_event_item("poison", "ev#0002", POISON_BODY))
+        .await;
     stack.send("vox", &fixture("vox", "v2_call_ended")).await;
     // The pipe reads both and starts their invocations; on this one-thread runtime none has
     // run yet when DynamoDB goes down.

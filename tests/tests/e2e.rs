@@ -380,36 +380,9 @@ async fn transcripts_of_one_megabyte_and_near_the_body_limit_are_stored_without_
 async fn a_permanent_failure_is_recorded_not_retried_and_its_neighbours_merge() {
     let mut stack = Stack::new().await;
     // GIVEN a stored call_ended whose body the parser rejects (as after a parser regression)
-    let poison = EventItem {
-        pk: "call#vox#poison".into(),
-        sk: "ev#0000".into(),
-        kind: "call_ended".into(),
-        provider: "vox".into(),
-        provider_event: "call_ended".into(),
-        call_id: "poison".into(),
-        dedupe_key: "0000".into(),
-        received_at: 1,
-        occurred_at: None,
-        body: Some("{\"event\":\"call_ended\"}".into()),
-        body_gz: None,
-        body_encoding: None,
-        body_ref: None,
-        parts: 0,
-        error: None,
-        from_key: None,
-        to_key: None,
-        expires_at: None,
-    };
+    let poison = raw_event_item("poison", "ev#0000", POISON_BODY);
     stack.send_fixture("clawops", "call_completed").await;
-    stack
-        .store
-        .client()
-        .put_item()
-        .table_name(&stack.config.events_table)
-        .set_item(Some(serde_dynamo::to_item(&poison).unwrap()))
-        .send()
-        .await
-        .unwrap();
+    stack.store_raw(&poison).await;
     stack.send_fixture("vox", "v2_call_ended").await;
     stack.send_fixture("clawops", "missed_call_completed").await;
     // WHEN the pipe and the functions process the stream

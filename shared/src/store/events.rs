@@ -464,6 +464,59 @@ impl Store {
             }
         }
     }
+
+    /// References to every event (of a type a function merges) received between `from` and
+    /// `to` (unix ms, inclusive), read with a Scan: what `callhook failures replay` merges again
+    /// for a batch of stream records the pipe could not put on the bus.
+    pub async fn events_received_between(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<crate::bus::EventRef>> {
+        let mut refs = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.events_table)
+                .filter_expression("received_at BETWEEN :from AND :to AND begins_with(sk, :ev)")
+                .expression_attribute_values(":from", AttributeValue::N(from.to_string()))
+                .expression_attribute_values(":to", AttributeValue::N(to.to_string()))
+                .expression_attribute_values(":ev", AttributeValue::S("ev#".into()))
+                .projection_expression("pk, sk, #t, provider, call_id, dedupe_key, received_at")
+                .expression_attribute_names("#t", "type")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(storage)?;
+            for item in out.items.unwrap_or_default() {
+                let text = |name: &str| {
+                    item.get(name)
+                        .and_then(|v| v.as_s().ok().or_else(|| v.as_n().ok()))
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                let kind = text("type");
+                if EventType::parse(&kind).is_some_and(|t| t != EventType::Unknown) {
+                    refs.push(crate::bus::EventRef {
+                        id: text("dedupe_key"),
+                        pk: text("pk"),
+                        sk: text("sk"),
+                        kind,
+                        provider: text("provider"),
+                        call_id: text("call_id"),
+                        received_at: text("received_at"),
+                    });
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                refs.sort_by(|a, b| (&a.received_at, &a.sk).cmp(&(&b.received_at, &b.sk)));
+                return Ok(refs);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
