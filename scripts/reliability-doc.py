@@ -55,10 +55,30 @@ if s := f("faults"):
         f"stored {s['stored']}, lost {s['lost']}, duplicated {s['duplicated']}; "
         f"{s['records_differing_from_clean']} records differ from a clean delivery", long)
 if s := f("poison"):
-    row("3. Faults: poison record", f"{s['records']} stream records in one batch",
-        "one stored event its handler rejects",
-        f"{s['dead_lettered']} sent to the failure queue after {s['maximum_retry_attempts']} retries "
-        f"({s['invocations']} invocations); {s['neighbours_committed']} neighbours committed", long)
+    row("3. Faults: permanent failure", f"{s['events']} events, one of them stored with a body its parser rejects",
+        "one stored event that can never merge",
+        f"{s['recorded']} recorded as a failure, {s['queued']} queued, {s['retries']} retries "
+        f"({s['invocations']} invocations); {s['neighbours_merged']} neighbours merged", long)
+if s := f("transient_failure"):
+    row("3. Faults: transient failure", f"{s['events']} events",
+        "the calls table unreachable for the functions",
+        f"{s['invocations']} invocations ({s['retries_each']} retries each), then {s['queued']} on the "
+        f"failure queue with their keys; {s['recorded']} recorded as permanent", long)
+if s := f("outage_while_failing"):
+    row("3. Faults: outage while failing", f"{s['events']} events in flight",
+        "DynamoDB down for the functions and the local failure queue while their retries run out",
+        f"{s['letters_waiting']} letters waited in memory, {s['queued_after']} on the queue once storage was back; "
+        f"lost {s['lost']}", long)
+if s := f("concurrent_functions"):
+    row("3b. Racing functions", f"{s['calls']} calls, {s['events']} events released at once",
+        f"the per-type functions invoked concurrently (peak {s['peak_concurrency']} at once)",
+        f"every record equal to a sequential delivery; {s['lost_races_retried']} lost races retried; "
+        f"{s['call_events']} call events due, put with {s['call_event_duplicates']} duplicates (same ids)", long)
+if s := f("latency"):
+    row("3c. 2xx to merged record", f"{s['events']} events at {s['per_second']:.0f}/s over HTTP",
+        f"the pipe polled every {s['poll_ms']} ms (as `callhook dev`)",
+        f"median {s['median_ms']} ms, p99 {s['p99_ms']} ms, max {s['max_ms']} ms; "
+        f"{s['lost_races_retried']} lost races retried", long)
 if s := f("hostile_input"):
     by = ", ".join(f"{k}: {v}" for k, v in sorted(s["by_status"].items()))
     row("4. Hostile input", f"{s['cases']} cases over HTTP (and base64 via API Gateway events)",

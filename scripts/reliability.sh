@@ -21,7 +21,7 @@ CALLHOOK_RELIABILITY_TIER=long \
 CALLHOOK_RELIABILITY_REPORT="$out/suites.jsonl" \
 CALLHOOK_TEST_DYNAMODB_ENDPOINT="$endpoint" \
   cargo nextest run --locked -p callhook-e2e --no-fail-fast --test-threads 1 \
-    -E 'binary(reliability) | test(a_poison_record_fails_alone_and_its_neighbours_commit)'
+    -E 'binary(reliability) | binary(bus) | test(a_permanent_failure_is_recorded_not_retried_and_its_neighbours_merge)'
 
 CALLHOOK_FUZZ_REPORT="$out/fuzz.jsonl" scripts/fuzz.sh run "$fuzz_seconds"
 

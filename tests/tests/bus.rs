@@ -151,8 +151,16 @@ async fn a_transient_failure_is_retried_then_queued_with_its_keys() {
         functions.insert(message["requestPayload"]["detail-type"].to_string());
     }
     assert_eq!(functions.len(), 2);
-    assert!(stack.store.failures().await.unwrap().is_empty());
+    let recorded = stack.store.failures().await.unwrap().len();
+    assert_eq!(recorded, 0);
     assert!(stack.call("vox", VOX_CALL).await.is_none());
+    report(
+        "transient_failure",
+        json!({
+            "events": 2, "invocations": stack.runner.stats.invocations, "retries_each": retries,
+            "queued": messages.len(), "recorded": recorded,
+        }),
+    );
 }
 
 // GIVEN an event that can never merge, and its failure record that cannot be written
@@ -198,6 +206,7 @@ async fn an_outage_while_failing_loses_nothing() {
     assert!(stack.runner.drain(&stack.config).await.is_err());
     assert_eq!(stack.runner.dead_letters.len(), 2);
     assert!(stack.runner.dead_letters.iter().all(|l| !l.enqueued));
+    let waiting = stack.runner.dead_letters.len();
     stack.faults.everything.store(false, Ordering::Relaxed);
     stack.drain().await;
     assert!(stack.runner.dead_letters.iter().all(|l| l.enqueued));
@@ -214,5 +223,9 @@ async fn an_outage_while_failing_loses_nothing() {
     assert_eq!(
         keys,
         BTreeSet::from(["call#vox#poison".to_owned(), format!("call#vox#{VOX_CALL}")])
+    );
+    report(
+        "outage_while_failing",
+        json!({"events": 2, "letters_waiting": waiting, "queued_after": keys.len(), "lost": 2 - keys.len()}),
     );
 }

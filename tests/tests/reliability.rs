@@ -939,3 +939,60 @@ async fn hostile_input_gets_its_documented_answer_and_leaves_nothing_behind() {
         }),
     );
 }
+
+/// The `p`-th percentile (0–100) of sorted values.
+fn percentile(sorted: &[i64], p: usize) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) * p).div_ceil(100)]
+}
+
+// Suite 5: from a 2xx to the merged record.
+// GIVEN the local stack as `callhook dev` runs it (the pipe polled every 250 ms)
+// WHEN calls arrive at a steady rate over real HTTP
+// THEN every event is merged, and the time from its receipt to the end of its merge is reported
+// (median, p99): a figure for docs/PERFORMANCE.md, not a limit asserted here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_from_a_2xx_to_the_merged_record() {
+    let (_engine, endpoint) = engine("latency");
+    let stack = Stack::with(&endpoint, default_vars()).await;
+    let mut http = HttpStack::start(stack).await;
+    let calls = if long() { 500 } else { 50 };
+    let per_second = 100.0;
+    let mut rng = Rng::new(21);
+    let events: Vec<Event> = (0..calls)
+        .flat_map(|i| traffic::vox_call(i, 4, &mut rng))
+        .collect();
+    let total = events.len();
+    let sender = http.sender();
+    let sending = tokio::spawn(async move {
+        let started = Instant::now();
+        for (i, event) in events.into_iter().enumerate() {
+            let due = std::time::Duration::from_secs_f64(i as f64 / per_second);
+            tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
+            let reply = sender.post(&event.provider, &event.body).await.unwrap();
+            assert_eq!(reply.status, 200, "{}", reply.body);
+        }
+    });
+    let poll = std::time::Duration::from_millis(250);
+    while !sending.is_finished() {
+        http.stack.runner.poll(&http.stack.config).await.unwrap();
+        tokio::time::sleep(poll).await;
+    }
+    sending.await.unwrap();
+    http.stack.drain().await;
+    let stats = &http.stack.runner.stats;
+    let mut latencies = stats.merge_latencies_ms.clone();
+    latencies.sort_unstable();
+    assert_eq!(latencies.len(), total, "every event merged");
+    assert!(http.stack.runner.dead_letters.is_empty());
+    report(
+        "latency",
+        json!({
+            "events": total, "per_second": per_second, "poll_ms": poll.as_millis() as u64,
+            "median_ms": percentile(&latencies, 50), "p99_ms": percentile(&latencies, 99),
+            "max_ms": latencies.last(), "lost_races_retried": stats.lost_races,
+        }),
+    );
+}

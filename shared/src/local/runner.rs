@@ -63,6 +63,9 @@ pub struct Stats {
     pub lost_races: usize,
     /// Most invocations running at once.
     pub peak_concurrency: usize,
+    /// For each merged event: from its receipt by ingest (just before its 2xx) to the end of
+    /// its merge, in ms.
+    pub merge_latencies_ms: Vec<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +81,7 @@ struct Report {
     invocations: usize,
     failed: bool,
     lost_races: usize,
+    latency_ms: Option<i64>,
     dead_letter: Option<DeadLetter>,
 }
 
@@ -218,6 +222,7 @@ impl PipeRunner {
                 self.stats.retries += report.invocations.saturating_sub(1);
                 self.stats.failed += usize::from(report.failed);
                 self.stats.lost_races += report.lost_races;
+                self.stats.merge_latencies_ms.extend(report.latency_ms);
                 self.dead_letters.extend(report.dead_letter);
             }
             Err(error) => tracing::error!(%error, "a local invocation panicked"),
@@ -314,6 +319,7 @@ impl PipeRunner {
                 invocations: 0,
                 failed: false,
                 lost_races: 0,
+                latency_ms: None,
                 dead_letter: None,
             };
             let mut last_error = String::new();
@@ -329,6 +335,11 @@ impl PipeRunner {
                             Outcome::Failed(_) => report.failed = true,
                             Outcome::Merged { attempts, .. } => {
                                 report.lost_races = attempts.saturating_sub(1) as usize;
+                                report.latency_ms = detail
+                                    .received_at
+                                    .parse::<i64>()
+                                    .ok()
+                                    .map(|at| crate::handlers::now_ms() - at);
                             }
                             Outcome::Skipped => {}
                         }
