@@ -971,7 +971,7 @@ async fn time_from_a_2xx_to_the_merged_record() {
         for (i, event) in events.into_iter().enumerate() {
             let due = std::time::Duration::from_secs_f64(i as f64 / per_second);
             tokio::time::sleep(due.saturating_sub(started.elapsed())).await;
-            let reply = sender.post(&event.provider, &event.body).await.unwrap();
+            let reply = sender.post(event.provider, &event.body).await.unwrap();
             assert_eq!(reply.status, 200, "{}", reply.body);
         }
     });
