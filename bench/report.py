@@ -29,7 +29,19 @@ PRICES = {
     "lambda_gb_s_arm64": 0.0000133334,  # $ per GB-second, arm64
     "http_api_request": 1.00 / 1e6,  # API Gateway HTTP API, first 300 M requests a month
     "dynamodb_wru": 0.625 / 1e6,  # on-demand write request unit (1 KB), since 2024-11-01
+    "dynamodb_rru": 0.125 / 1e6,  # on-demand read request unit (4 KB strongly consistent)
+    "pipes_request": 0.40 / 1e6,  # EventBridge Pipes, per request after filtering (64 KB chunks)
+    "eventbridge_event": 1.00 / 1e6,  # EventBridge custom events put on a bus (64 KB chunks)
 }
+# The event path's model (docs/ARCHITECTURE.md, "From the stream to the record"): a typical call
+# is its start, 10 live turns, its end and its analysis (13 webhooks); its merges put call.ended
+# twice (on the end, confirmed by the analysis) and call.analyzed once.
+TYPICAL_CALL_WEBHOOKS = 13
+TYPICAL_CALL_EVENTS_PUT = 3
+# A merge invocation: the event item read, the header read, one or two writes, and the whole
+# record read once per call event due: round trips, not CPU, make its duration.
+MERGE_ROUND_TRIPS = 3.5
+MERGE_READ_UNITS = 2 + 2 * TYPICAL_CALL_EVENTS_PUT / TYPICAL_CALL_WEBHOOKS
 LAMBDA_MB = 128  # template.yaml's MemorySize for every function
 FULL_VCPU_MB = 1769  # Lambda gives one full vCPU at 1,769 MB; CPU share scales with memory
 DYNAMODB_RTT_MS = 5.0  # assumed PutItem round trip inside a region (single-digit ms)
@@ -394,13 +406,58 @@ def cost_section(lines: list[str], serve: dict, writes: dict, summary: list[list
         "",
         *table(["receiver", "CPU ms / invocation", "billed ms (model)", "Lambda", "DynamoDB writes", "API Gateway", "total / million"], rows),
         "",
-        "The stream functions that turn events into call records are extra on callhook's side (their "
-        "invocations are batched, and DynamoDB Streams reads by Lambda are free); the reference has no "
-        "call records to compare with.",
+        "The path that turns events into call records is extra on callhook's side (section 9); the "
+        "reference has no call records to compare with.",
         "",
     ]
     summary.append(["ingest cost per million webhooks (model)", f"${totals['callhook']:.2f}", f"${totals['reference']:.2f}",
                     ratio(totals["reference"], totals["callhook"]), "–"])
+
+
+def event_path_cost_section(out: Path, lines: list[str], serve: dict, summary: list[list[str]]) -> None:
+    units = load(out, "units.json")
+    if not units or not serve:
+        return
+    share = LAMBDA_MB / FULL_VCPU_MB
+    deliveries = sum(p["deliveries"] for p in units["phases"])
+    wru_per_event = units["calls_write_units"] / deliveries
+    # The merge's CPU is not measured on its own; ingest's (parse + item) stands for it.
+    billed_ms = math.ceil(serve["callhook"]["cpu_ms_per_invocation"] / share + MERGE_ROUND_TRIPS * DYNAMODB_RTT_MS)
+    call_events = TYPICAL_CALL_EVENTS_PUT / TYPICAL_CALL_WEBHOOKS
+    parts = [
+        ("EventBridge Pipe (one request per event: one 10-event batch is 10 requests at most)", PRICES["pipes_request"]),
+        ("the pipe's events on the bus", PRICES["eventbridge_event"]),
+        (f"call events on the bus ({call_events:.2f} per webhook)", call_events * PRICES["eventbridge_event"]),
+        ("Lambda requests (one asynchronous invocation per event; rules invoking Lambda are free)", PRICES["lambda_request"]),
+        (f"Lambda duration ({billed_ms} ms billed at {LAMBDA_MB} MB, model)",
+         billed_ms / 1000 * LAMBDA_MB / 1024 * PRICES["lambda_gb_s_arm64"]),
+        (f"DynamoDB reads ({MERGE_READ_UNITS:.2f} read units)", MERGE_READ_UNITS * PRICES["dynamodb_rru"]),
+        (f"DynamoDB writes of the calls table ({wru_per_event:.2f} write units, section 7)",
+         wru_per_event * PRICES["dynamodb_wru"]),
+    ]
+    total = sum(p for _, p in parts) * 1e6
+    rows = [[name, f"${price * 1e6:.3f}"] for name, price in parts]
+    rows.append(["**total per million webhooks**", f"**${total:.2f}**"])
+    lines += [
+        "### 9. Cost per million webhooks: from the stored event to the call record",
+        "",
+        "What each webhook costs after ingest, on the path AWS runs (the pipe, the bus, one "
+        f"function invocation per event; docs/ARCHITECTURE.md). A typical call: {TYPICAL_CALL_WEBHOOKS} "
+        f"webhooks (start, 10 live turns, end, analysis) and {TYPICAL_CALL_EVENTS_PUT} call events put. "
+        "EventBridge prices: Pipes $0.40 per million requests after filtering, custom events $1.00 "
+        "per million (each 64 KB counts as one); DynamoDB on-demand reads "
+        f"${PRICES['dynamodb_rru'] * 1e6:.3f} per million read units.",
+        "",
+        *table(["part", "per million webhooks"], rows),
+        "",
+        "The bus is what most of it buys: the pipe and the bus's events are $1.40 of it. The five "
+        "stream mappings this replaced cost about a cent (Lambda reads a stream for free and batched "
+        "25 records per invocation), but five readers on one stream shard are more than DynamoDB "
+        "serves (two), and nothing else could subscribe. With ingest (section 8), a webhook costs "
+        f"${total + 1.86:.2f} per million end to end at these prices.",
+        "",
+    ]
+    summary.append(["event path cost per million webhooks (model)", f"${total:.2f}", "–", "–", "–"])
 
 
 def main(argv=None) -> int:
@@ -420,6 +477,7 @@ def main(argv=None) -> int:
     writes = writes_section(out, body, summary)
     units_section(out, body, summary)
     cost_section(body, serve, writes, summary)
+    event_path_cost_section(out, body, serve, summary)
 
     lines = [
         f"Measured on {datetime.date.today().isoformat()} by `make bench`.",
