@@ -234,6 +234,7 @@ async fn poll_forever(mut runner: PipeRunner, config: Arc<Config>, every: Durati
         }
         // Call events were logged as they were put; letters are on the queue (`failures list`).
         runner.published.clear();
+        runner.stats.merge_latencies_ms.clear();
         runner.dead_letters.retain(|letter| !letter.enqueued);
         tokio::time::sleep(every).await;
     }
