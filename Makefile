@@ -18,6 +18,7 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/cfn-lint.sh
+	scripts/sam-validate.sh
 
 fmt:
 	cargo fmt --all
