@@ -3,30 +3,17 @@
 //! out while the calls table was unreachable).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use callhook_e2e::{POISON_BODY, Stack, endpoint, fixture, raw_event_item};
+use callhook_e2e::{POISON_BODY, Stack, fixture, raw_event_item};
 use serde_json::Value;
-use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 
-const BIN: &str = env!("CARGO_BIN_EXE_callhook");
 const VOX_CALL: &str = "3079f46c-d141-4cd9-805f-69f212136b66";
+
+mod common;
 
 /// `callhook ARGS` on the stack's tables: exit status and stdout.
 fn callhook(stack: &Stack, args: &[&str]) -> (i32, String) {
-    let mut command = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CALLHOOK_") || key.starts_with("AWS_") {
-            command.env_remove(key);
-        }
-    }
-    let out = command
-        .args(args)
-        .env("CALLHOOK_EVENTS_TABLE", &stack.config.events_table)
-        .env("CALLHOOK_CALLS_TABLE", &stack.config.calls_table)
-        .env("CALLHOOK_DYNAMODB_ENDPOINT", endpoint())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = common::run(stack, args);
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     (
         out.status.code().unwrap_or(-1),

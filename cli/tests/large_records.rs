@@ -4,29 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use callhook::store::memory::item_size;
+use callhook_e2e::Stack;
 use callhook_e2e::traffic::{Rng, vox_call};
-use callhook_e2e::{Stack, endpoint};
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
 
-const BIN: &str = env!("CARGO_BIN_EXE_callhook");
+mod common;
 
-/// `callhook ARGS` on the stack's tables; stdout as JSON (the whole output, or one per line).
+/// `callhook ARGS` on the stack's tables; its stdout, which must be a success's.
 fn callhook(stack: &Stack, args: &[&str]) -> String {
-    let mut command = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("CALLHOOK_") {
-            command.env_remove(key);
-        }
-    }
-    let out = command
-        .args(args)
-        .env("CALLHOOK_EVENTS_TABLE", &stack.config.events_table)
-        .env("CALLHOOK_CALLS_TABLE", &stack.config.calls_table)
-        .env("CALLHOOK_DYNAMODB_ENDPOINT", endpoint())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = common::run(stack, args);
     assert!(
         out.status.success(),
         "callhook {args:?}: {}",

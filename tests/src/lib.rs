@@ -120,26 +120,18 @@ pub fn default_vars() -> Vec<(String, String)> {
 /// A Vox `call_ended` event item of `call_id` under `sk` holding `body`, as ingest would have
 /// stored it.
 pub fn raw_event_item(call_id: &str, sk: &str, body: &str) -> EventItem {
-    EventItem {
-        pk: format!("call#vox#{call_id}"),
-        sk: sk.into(),
-        kind: "call_ended".into(),
-        provider: "vox".into(),
-        provider_event: "call_ended".into(),
-        call_id: call_id.into(),
-        dedupe_key: sk.trim_start_matches("ev#").into(),
-        received_at: 1,
-        occurred_at: None,
-        body: Some(body.into()),
-        body_gz: None,
-        body_encoding: None,
-        body_ref: None,
-        parts: 0,
-        error: None,
-        from_key: None,
-        to_key: None,
-        expires_at: None,
-    }
+    let mut item = EventItem::new(
+        format!("call#vox#{call_id}"),
+        sk.into(),
+        "call_ended",
+        "vox",
+        1,
+    );
+    item.provider_event = "call_ended".into();
+    item.call_id = call_id.into();
+    item.dedupe_key = sk.trim_start_matches("ev#").into();
+    item.body = Some(body.into());
+    item
 }
 
 /// A stored body that parses as JSON but not as a Vox event.

@@ -85,7 +85,8 @@ impl EventItem {
         EventType::parse(&self.kind)
     }
 
-    fn new(pk: String, sk: String, kind: &str, provider: &str, received_at: i64) -> Self {
+    /// An item with its key, type, provider and receipt time, and nothing else.
+    pub fn new(pk: String, sk: String, kind: &str, provider: &str, received_at: i64) -> Self {
         Self {
             pk,
             sk,
@@ -437,30 +438,43 @@ impl Store {
     /// missing altogether.
     pub async fn call_keys_from_events(&self) -> Result<Vec<String>> {
         let mut keys = std::collections::BTreeSet::new();
+        let items = self
+            .scan_events(|scan| {
+                scan.projection_expression("pk, #t")
+                    .expression_attribute_names("#t", "type")
+            })
+            .await?;
+        for item in items {
+            let kind = item.get("type").and_then(|t| t.as_s().ok());
+            let is_call_event = kind
+                .and_then(|k| EventType::parse(k))
+                .is_some_and(|t| t != EventType::MessageReceived);
+            if let (true, Some(AttributeValue::S(pk))) = (is_call_event, item.get("pk")) {
+                keys.insert(pk.clone());
+            }
+        }
+        Ok(keys.into_iter().collect())
+    }
+
+    /// Every item of the events table a Scan shaped by `shape` returns, page after page.
+    async fn scan_events(
+        &self,
+        shape: impl Fn(
+            aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+        ) -> aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder,
+    ) -> Result<Vec<Item>> {
+        let mut items = Vec::new();
         let mut start = None;
         loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.events_table)
-                .projection_expression("pk, #t")
-                .expression_attribute_names("#t", "type")
+            let out = shape(self.client.scan().table_name(&self.events_table))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(storage)?;
-            for item in out.items.unwrap_or_default() {
-                let kind = item.get("type").and_then(|t| t.as_s().ok());
-                let is_call_event = kind
-                    .and_then(|k| EventType::parse(k))
-                    .is_some_and(|t| t != EventType::MessageReceived);
-                if let (true, Some(AttributeValue::S(pk))) = (is_call_event, item.get("pk")) {
-                    keys.insert(pk.clone());
-                }
-            }
+            items.extend(out.items.unwrap_or_default());
             start = out.last_evaluated_key;
             if start.is_none() {
-                return Ok(keys.into_iter().collect());
+                return Ok(items);
             }
         }
     }
@@ -473,49 +487,39 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<crate::bus::EventRef>> {
+        let items = self
+            .scan_events(|scan| {
+                scan.filter_expression("received_at BETWEEN :from AND :to AND begins_with(sk, :ev)")
+                    .expression_attribute_values(":from", AttributeValue::N(from.to_string()))
+                    .expression_attribute_values(":to", AttributeValue::N(to.to_string()))
+                    .expression_attribute_values(":ev", AttributeValue::S("ev#".into()))
+                    .projection_expression("pk, sk, #t, provider, call_id, dedupe_key, received_at")
+                    .expression_attribute_names("#t", "type")
+            })
+            .await?;
         let mut refs = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .scan()
-                .table_name(&self.events_table)
-                .filter_expression("received_at BETWEEN :from AND :to AND begins_with(sk, :ev)")
-                .expression_attribute_values(":from", AttributeValue::N(from.to_string()))
-                .expression_attribute_values(":to", AttributeValue::N(to.to_string()))
-                .expression_attribute_values(":ev", AttributeValue::S("ev#".into()))
-                .projection_expression("pk, sk, #t, provider, call_id, dedupe_key, received_at")
-                .expression_attribute_names("#t", "type")
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(storage)?;
-            for item in out.items.unwrap_or_default() {
-                let text = |name: &str| {
-                    item.get(name)
-                        .and_then(|v| v.as_s().ok().or_else(|| v.as_n().ok()))
-                        .cloned()
-                        .unwrap_or_default()
-                };
-                let kind = text("type");
-                if EventType::parse(&kind).is_some_and(|t| t != EventType::Unknown) {
-                    refs.push(crate::bus::EventRef {
-                        id: text("dedupe_key"),
-                        pk: text("pk"),
-                        sk: text("sk"),
-                        kind,
-                        provider: text("provider"),
-                        call_id: text("call_id"),
-                        received_at: text("received_at"),
-                    });
-                }
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                refs.sort_by(|a, b| (&a.received_at, &a.sk).cmp(&(&b.received_at, &b.sk)));
-                return Ok(refs);
+        for item in items {
+            let text = |name: &str| {
+                item.get(name)
+                    .and_then(|v| v.as_s().ok().or_else(|| v.as_n().ok()))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            let kind = text("type");
+            if EventType::parse(&kind).is_some_and(|t| t != EventType::Unknown) {
+                refs.push(crate::bus::EventRef {
+                    id: text("dedupe_key"),
+                    pk: text("pk"),
+                    sk: text("sk"),
+                    kind,
+                    provider: text("provider"),
+                    call_id: text("call_id"),
+                    received_at: text("received_at"),
+                });
             }
         }
+        refs.sort_by(|x, y| (&x.received_at, &x.sk).cmp(&(&y.received_at, &y.sk)));
+        Ok(refs)
     }
 }
 
