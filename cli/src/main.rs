@@ -53,7 +53,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the whole stack locally: the webhook routes on 127.0.0.1 and the stream functions,
+    /// Run the whole stack locally: the webhook routes on 127.0.0.1 and the event path (pipe, bus, functions),
     /// on DynamoDB Local (`make dev` starts it and runs this).
     Dev(dev::Args),
     /// Post a webhook signed as its provider would (`--all`: every seed fixture).

@@ -1,5 +1,5 @@
 //! Records larger than any DynamoDB item, end to end: delivered through the ingest handler,
-//! merged by the stream functions on DynamoDB Local, then read back by `callhook calls show` and
+//! merged by the functions on DynamoDB Local, then read back by `callhook calls show` and
 //! `callhook export` against the stack's tables, as a user of a deployed stack would.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

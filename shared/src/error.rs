@@ -110,7 +110,7 @@ impl Error {
     }
 
     /// Whether retrying the same input later can succeed. Decides 5xx vs 4xx for senders and
-    /// retry vs. batch-item failure for stream records.
+    /// retry (an invocation error) vs. a recorded failure for the merge functions.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Storage(e) => e.kind.is_retryable(),

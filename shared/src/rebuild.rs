@@ -62,7 +62,7 @@ pub struct Rebuilt {
 }
 
 /// Rebuilds a call record (`<provider>#<call id>`) from its stored raw events with today's
-/// parsers and merge, as if each were delivered again: the record the stream functions would
+/// parsers and merge, as if each were delivered again: the record the merge functions would
 /// build. `callhook replay` writes it after a parser fix.
 pub async fn rebuild_call(
     policy: OptOutPolicy,

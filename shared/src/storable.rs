@@ -528,7 +528,7 @@ mod tests {
 
     #[test]
     fn normalizing_twice_changes_nothing() {
-        // The stream functions re-parse stored bodies: the second pass must agree with the first.
+        // The merge functions re-parse stored bodies: the second pass must agree with the first.
         let body = format!(
             r#"{{"event":"call_ended","webhook_version":"v2","call":{{"call_id":"c","metadata":{{"":{{"":1}},"\"\"":2,"d":{deep},"n":[1e300]}},"call_cost":{{"total_cost":1e300}}}}}}"#,
             deep = nested(40, json!(1))
@@ -543,7 +543,7 @@ mod tests {
 
     #[test]
     fn the_provider_parse_entry_point_returns_storable_events() {
-        // The one entry point ingest and the stream functions share.
+        // The one entry point ingest and the merge functions share.
         let long = "c".repeat(2000);
         let body = format!(r#"{{"event":"call_started","call":{{"call_id":"{long}"}}}}"#);
         assert_eq!(parse("vox", &body).unwrap_err().status(), 422);

@@ -1,7 +1,7 @@
 //! The end-to-end harness: a callhook stack on DynamoDB Local (started by `make test`, address in
 //! `CALLHOOK_TEST_DYNAMODB_ENDPOINT`), with its own freshly created tables so tests run in
 //! parallel. Requests go through the ingest handler as real API Gateway v2 events; the stream is
-//! polled and the stream handlers run with the template's filters and failure semantics.
+//! read by the local pipe, and the functions run concurrently as the bus rules invoke them.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -317,7 +317,7 @@ impl Stack {
             .unwrap();
     }
 
-    /// Runs the stream functions until the stream has nothing new.
+    /// Runs the pipe and the functions until the stream has nothing new and nothing runs.
     pub async fn drain(&mut self) {
         self.runner.drain(&self.config).await.unwrap();
     }

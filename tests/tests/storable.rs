@@ -44,7 +44,7 @@ fn object(value: &Option<Map<String, Value>>) -> Value {
     Value::Object(value.clone().expect("the field was stored"))
 }
 
-/// Sends, expects 200, and runs the stream functions.
+/// Sends, expects 200, and runs the functions.
 async fn deliver(stack: &mut Stack, provider: &str, body: &[u8]) {
     let reply = stack.send(provider, body).await;
     assert_eq!(reply.status, 200, "{}", reply.body);

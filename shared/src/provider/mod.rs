@@ -42,7 +42,7 @@ pub trait Provider: Sync + Send + fmt::Debug {
 
 impl dyn Provider {
     /// Turns one verified raw body into its canonical events, each one storable in DynamoDB (see
-    /// [`crate::storable`]), or refuses it. Ingest and the stream functions' re-parse of the
+    /// [`crate::storable`]), or refuses it. Ingest and the merge functions' re-parse of the
     /// stored body both come through here, so an event is the same whichever side builds it, and
     /// no provider module can forget the normalization.
     pub fn parse(&self, body: &[u8], ctx: &DeliveryContext) -> Result<Vec<CanonicalEvent>> {

@@ -115,7 +115,7 @@ impl Table for DynamoTable<'_> {
 
     async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>> {
         // A plain loop rather than the SDK's paginator: the paginator's stream types make the
-        // stream functions' futures too deep for the compiler's default query limit.
+        // merge functions' futures too deep for the compiler's default query limit.
         let mut items = Vec::new();
         let mut start = None;
         loop {
