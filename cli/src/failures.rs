@@ -345,10 +345,13 @@ async fn replay(args: ReplayArgs) -> Result<(), Error> {
         all
     } else {
         let wanted: HashSet<&str> = args.ids.iter().map(String::as_str).collect();
-        let found: Vec<Entry> = all
+        let (found, others): (Vec<Entry>, Vec<Entry>) = all
             .into_iter()
-            .filter(|e| wanted.contains(e.id.as_str()))
-            .collect();
+            .partition(|e| wanted.contains(e.id.as_str()));
+        // Queue messages received but not replayed are visible again at once.
+        for other in &others {
+            release(&queue, &other.handle).await;
+        }
         let missing: Vec<&&str> = wanted
             .iter()
             .filter(|id| !found.iter().any(|e| e.id == **id))
@@ -374,7 +377,10 @@ async fn replay(args: ReplayArgs) -> Result<(), Error> {
                 remove(&stack, &queue, &entry.handle).await?;
                 replayed.push(json!({"id": entry.id, "events": events}));
             }
-            Err(error) => failed.push(json!({"id": entry.id, "error": error.to_string()})),
+            Err(error) => {
+                release(&queue, &entry.handle).await;
+                failed.push(json!({"id": entry.id, "error": error.to_string()}));
+            }
         }
     }
     let summary = json!({"replayed": replayed, "failed": failed});
@@ -427,6 +433,20 @@ async fn replay_entry(
         merge::process(policy, &stack.store, bus, event).await?;
     }
     Ok(events.len())
+}
+
+/// Makes a queue message received for replay visible again at once (best effort: otherwise it
+/// is visible again when its hold ends).
+async fn release(queue: &Queue, handle: &Handle) {
+    if let (Handle::Sqs(receipt), Queue::Sqs { client, url }) = (handle, queue) {
+        let _ = client
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(receipt)
+            .visibility_timeout(0)
+            .send()
+            .await;
+    }
 }
 
 async fn remove(stack: &Stack, queue: &Queue, handle: &Handle) -> Result<(), Error> {
