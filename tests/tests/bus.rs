@@ -229,3 +229,57 @@ async fn an_outage_while_failing_loses_nothing() {
         json!({"events": 2, "letters_waiting": waiting, "queued_after": keys.len(), "lost": 2 - keys.len()}),
     );
 }
+
+/// The `(path, value)` of the template's permanent-failure metric filters
+/// (`{ $.fields.outcome = "failed" }`), the same for every function's log group.
+fn permanent_failure_filter() -> (Vec<String>, String) {
+    let template = callhook::local::template::template().unwrap();
+    let patterns: BTreeSet<String> = template["Resources"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter(|r| r["Type"] == "AWS::Logs::MetricFilter")
+        .map(|r| r["Properties"]["FilterPattern"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(patterns.len(), 1, "{patterns:?}");
+    let pattern = patterns.into_iter().next().unwrap();
+    let inner = pattern
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim();
+    let (path, value) = inner.split_once('=').unwrap();
+    let path = path.trim().strip_prefix("$.").unwrap();
+    (
+        path.split('.').map(str::to_owned).collect(),
+        value.trim().trim_matches('"').to_owned(),
+    )
+}
+
+// GIVEN the template's metric filter that counts permanent failures in the functions' logs
+// WHEN a function records a permanent failure
+// THEN the line it logs is one the filter counts, once; a merged event's line is not counted
+#[tokio::test]
+async fn the_permanent_failures_metric_counts_what_the_functions_log() {
+    callhook_e2e::logs::capture();
+    let mut stack = Stack::new().await;
+    stack
+        .store_raw(&raw_event_item("poison-logged", "ev#0003", POISON_BODY))
+        .await;
+    stack.send_fixture("vox", "v2_call_ended").await;
+    stack.drain().await;
+    let (path, value) = permanent_failure_filter();
+    let counted: Vec<Value> = callhook_e2e::logs::captured()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| {
+            path.iter()
+                .try_fold(line, |v, key| v.get(key))
+                .and_then(Value::as_str)
+                == Some(value.as_str())
+        })
+        .collect();
+    assert_eq!(counted.len(), 1, "{counted:#?}");
+    assert_eq!(counted[0]["fields"]["pk"], "call#vox#poison-logged");
+    assert_eq!(counted[0]["level"], "ERROR");
+}
