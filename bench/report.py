@@ -271,10 +271,10 @@ def load_section(out: Path, lines: list[str], summary: list[list[str]]) -> None:
         f"(HMAC-SHA256, ~200 B), each one a new event, after a {p['warmup_s']} s warm-up, against each server "
         "in turn on one fresh DynamoDB Local (`bench/python/load.py`, `bench/python/load.lua`). Server CPU is "
         "the server process's own user + system time (DynamoDB Local and wrk excluded), over the measured "
-        "run, and until the server is idle again. `callhook dev` also processes the DynamoDB stream in the "
-        "same process: it merges every event into its call record, work the reference does not do at all. "
-        "During the run that work lags behind (DynamoDB Local is saturated); the \"until idle\" column "
-        "includes all of it. Stored events are checked against the 2xx answers afterwards.",
+        "run, and until the server is idle again. `callhook dev` also runs the event path in the same "
+        "process (the pipe, the bus, the functions invoked concurrently): it merges every event into its "
+        "call record while ingest answers, work the reference does not do at all; the \"until idle\" "
+        "column includes all of it. Stored events are checked against the 2xx answers afterwards.",
         "",
         *table(["server", "requests", "req/s", "p50 ms", "p99 ms", "non-2xx / socket errors", "server CPU µs / request (run)",
                 "server CPU µs / request (until idle)", "server peak RSS MB", "DynamoDB Local CPU µs / request",
