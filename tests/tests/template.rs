@@ -863,3 +863,32 @@ fn an_unauthenticated_source_needs_allow_unauthenticated() {
         Some("AllowUnauthenticated")
     );
 }
+
+#[test]
+fn functions_log_json_through_lambdas_logging_controls_at_an_allow_listed_level() {
+    let template = template().unwrap();
+    let level = &template["Parameters"]["LogLevel"];
+    assert_eq!(
+        level["AllowedValues"],
+        json!(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"])
+    );
+    assert_eq!(level["Default"], "INFO");
+    let system = &template["Parameters"]["SystemLogLevel"];
+    assert_eq!(system["AllowedValues"], json!(["DEBUG", "INFO", "WARN"]));
+    for (id, function) in functions(&template) {
+        let logging = &function["Properties"]["LoggingConfig"];
+        assert_eq!(logging["LogFormat"], "JSON", "{id}");
+        assert_eq!(
+            ref_of(&logging["ApplicationLogLevel"]),
+            Some("LogLevel"),
+            "{id}"
+        );
+        assert_eq!(
+            ref_of(&logging["SystemLogLevel"]),
+            Some("SystemLogLevel"),
+            "{id}"
+        );
+    }
+    // No free-text filter reaches the functions: the level comes only from LoggingConfig.
+    assert!(!serde_json::to_string(&template).unwrap().contains("RUST_LOG"));
+}
