@@ -12,11 +12,12 @@ async fn a_trace_level_run_logs_no_secret() {
         assert_eq!(stack.send_fixture(provider, name).await.status, 200);
     }
     // A forged one too: refusals log their reason, never what was presented.
+    let presented = format!("sha256={CLAWOPS_SECRET}");
     let forged = stack
         .request(
             "POST",
             "clawops",
-            &[("x-clawops-signature", &format!("sha256={CLAWOPS_SECRET}"))],
+            &[("x-clawops-signature", presented.as_str())],
             None,
             b"{}",
             false,
