@@ -100,6 +100,18 @@ impl Config {
             .collect();
         let get = |key: &str| vars.get(key).map(|v| v.trim());
 
+        let allow_unauthenticated = match get("CALLHOOK_ALLOW_UNAUTHENTICATED")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(Error::Config(
+                    "CALLHOOK_ALLOW_UNAUTHENTICATED must be `true` or `false`.".into(),
+                ));
+            }
+        };
         let mut providers = Vec::new();
         let mut disabled_providers = Vec::new();
         for provider in REGISTRY.iter().copied() {
@@ -112,6 +124,12 @@ impl Config {
                 get(&format!("{prefix}_SIGNATURE_PREFIX")).unwrap_or(defaults.prefix),
             )
             .map_err(|e| Error::Config(format!("{prefix}_AUTH: {e}")))?;
+            if scheme == Scheme::None && !allow_unauthenticated {
+                return Err(Error::Config(format!(
+                    "{prefix}_AUTH=none would accept and store anything anyone posts; set \
+                     CALLHOOK_ALLOW_UNAUTHENTICATED=true to allow it."
+                )));
+            }
             let secrets = parse_list(get(&format!("{prefix}_SECRETS")).unwrap_or(""));
             let tokens = parse_list(get(&format!("{prefix}_TOKENS")).unwrap_or(""));
             let needs_secrets =
@@ -228,8 +246,19 @@ mod tests {
     }
 
     #[test]
-    fn no_authentication_needs_an_explicit_none() {
-        let config = Config::from_vars(vars(&[("CALLHOOK_VOX_AUTH", "none")])).unwrap();
+    fn no_authentication_needs_an_explicit_none_and_an_explicit_allowance() {
+        let refused = Config::from_vars(vars(&[("CALLHOOK_VOX_AUTH", "none")])).unwrap_err();
+        assert!(refused.to_string().contains("CALLHOOK_ALLOW_UNAUTHENTICATED"));
+        let refused = Config::from_vars(vars(&[
+            ("CALLHOOK_VOX_AUTH", "none"),
+            ("CALLHOOK_ALLOW_UNAUTHENTICATED", "false"),
+        ]));
+        assert!(refused.is_err());
+        let config = Config::from_vars(vars(&[
+            ("CALLHOOK_VOX_AUTH", "none"),
+            ("CALLHOOK_ALLOW_UNAUTHENTICATED", "true"),
+        ]))
+        .unwrap();
         assert_eq!(
             config.provider("vox").unwrap().verifier.scheme,
             Scheme::None

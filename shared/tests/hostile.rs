@@ -13,6 +13,7 @@ fn config() -> Config {
     Config::from_vars(
         [
             ("CALLHOOK_VOX_AUTH", "none"),
+            ("CALLHOOK_ALLOW_UNAUTHENTICATED", "true"),
             ("CALLHOOK_SYNTHFLOW_AUTH", "none"),
             ("CALLHOOK_CLAWOPS_AUTH", "none"),
             ("CALLHOOK_MAX_BODY_BYTES", "4096"),
@@ -363,7 +364,11 @@ fn the_default_size_limit_is_what_always_fits_lambdas_payload() {
     // The hostile suites configure small limits to stay fast; this pins the default they stand
     // in for (see `DEFAULT_MAX_BODY_BYTES`; tests/tests/e2e.rs sends a body at it through an API
     // Gateway event).
-    let config = Config::from_vars([("CALLHOOK_VOX_AUTH".to_owned(), "none".to_owned())]).unwrap();
+    let config = Config::from_vars([
+        ("CALLHOOK_VOX_AUTH".to_owned(), "none".to_owned()),
+        ("CALLHOOK_ALLOW_UNAUTHENTICATED".to_owned(), "true".to_owned()),
+    ])
+    .unwrap();
     assert_eq!(config.max_body_bytes, 3_000_000);
     let headers = HeaderMap::new();
     let mut body = br#"{"event":"call_started","call":{"call_id":"c"},"pad":""#.to_vec();

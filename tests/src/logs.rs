@@ -23,12 +23,17 @@ static LOGS: OnceLock<Buffer> = OnceLock::new();
 
 /// Starts capturing this process's logs (once; later calls do nothing).
 pub fn capture() {
+    capture_with(tracing_subscriber::EnvFilter::new("info,callhook=debug"));
+}
+
+/// Starts capturing this process's logs through `filter` (once; later calls do nothing).
+pub fn capture_with(filter: tracing_subscriber::EnvFilter) {
     LOGS.get_or_init(|| {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         tracing_subscriber::fmt()
             .json()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("info,callhook=debug"))
+            .with_env_filter(filter)
             .with_writer(move || writer.clone())
             .init();
         buffer

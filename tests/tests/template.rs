@@ -817,3 +817,95 @@ fn secrets_are_no_echo_parameters_reaching_only_ingest() {
     assert!(!globals.contains("_SECRETS") && !globals.contains("_TOKENS"));
     assert!(!globals.contains("NUMBER_INDEX_KEY"));
 }
+
+#[test]
+fn an_unauthenticated_source_needs_allow_unauthenticated() {
+    let template = template().unwrap();
+    let parameter = &template["Parameters"]["AllowUnauthenticated"];
+    assert_eq!(parameter["Default"], "false");
+    assert_eq!(parameter["AllowedValues"], json!(["false", "true"]));
+    // Every auth parameter that offers `none` is asserted against it while the guard is off.
+    let open_to_none: BTreeSet<String> = template["Parameters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, p)| {
+            p["AllowedValues"]
+                .as_array()
+                .is_some_and(|v| v.contains(&json!("none")))
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    assert_eq!(
+        open_to_none,
+        BTreeSet::from(["VoxAuth", "ClawOpsAuth", "SynthflowAuth"].map(str::to_owned))
+    );
+    let rule = &template["Rules"]["UnauthenticatedNeedsAllowUnauthenticated"];
+    let condition = intrinsic(&rule["RuleCondition"], "!Equals", "Fn::Equals").unwrap();
+    assert_eq!(ref_of(&condition[0]), Some("AllowUnauthenticated"));
+    assert_eq!(condition[1], "false");
+    let guarded: BTreeSet<String> = rule["Assertions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let not = intrinsic(&a["Assert"], "!Not", "Fn::Not").unwrap();
+            let equals = intrinsic(&not[0], "!Equals", "Fn::Equals").unwrap();
+            assert_eq!(equals[1], "none");
+            ref_of(&equals[0]).unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(guarded, open_to_none);
+    // And ingest enforces it too (a stack configured by hand, or the local one).
+    let env = &resources(&template)["IngestFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        ref_of(&env["CALLHOOK_ALLOW_UNAUTHENTICATED"]),
+        Some("AllowUnauthenticated")
+    );
+}
+
+#[test]
+fn functions_log_json_through_lambdas_logging_controls_at_an_allow_listed_level() {
+    let template = template().unwrap();
+    let level = &template["Parameters"]["LogLevel"];
+    assert_eq!(
+        level["AllowedValues"],
+        json!(["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"])
+    );
+    assert_eq!(level["Default"], "INFO");
+    let system = &template["Parameters"]["SystemLogLevel"];
+    assert_eq!(system["AllowedValues"], json!(["DEBUG", "INFO", "WARN"]));
+    for (id, function) in functions(&template) {
+        let logging = &function["Properties"]["LoggingConfig"];
+        assert_eq!(logging["LogFormat"], "JSON", "{id}");
+        assert_eq!(
+            ref_of(&logging["ApplicationLogLevel"]),
+            Some("LogLevel"),
+            "{id}"
+        );
+        assert_eq!(
+            ref_of(&logging["SystemLogLevel"]),
+            Some("SystemLogLevel"),
+            "{id}"
+        );
+    }
+    // No free-text filter reaches the functions: the level comes only from LoggingConfig.
+    assert!(!serde_json::to_string(&template).unwrap().contains("RUST_LOG"));
+}
+
+#[test]
+fn the_webhook_route_is_throttled_and_ingest_bounded() {
+    let template = template().unwrap();
+    let route = &template["Globals"]["HttpApi"]["DefaultRouteSettings"];
+    assert_eq!(ref_of(&route["ThrottlingRateLimit"]), Some("ApiRateLimit"));
+    assert_eq!(ref_of(&route["ThrottlingBurstLimit"]), Some("ApiBurstLimit"));
+    for name in ["ApiRateLimit", "ApiBurstLimit", "IngestConcurrency"] {
+        let parameter = &template["Parameters"][name];
+        assert_eq!(parameter["Type"], "Number", "{name}");
+        assert!(parameter["Default"].as_u64().is_some_and(|d| d > 0), "{name}");
+    }
+    let ingest = &resources(&template)["IngestFunction"]["Properties"];
+    let reserved = intrinsic(&ingest["ReservedConcurrentExecutions"], "!If", "Fn::If").unwrap();
+    assert_eq!(reserved[0], "BoundsIngest");
+    assert_eq!(ref_of(&reserved[1]), Some("IngestConcurrency"));
+}

@@ -146,6 +146,7 @@ pub async fn process(
                 event.pk, event.sk
             ))
         })?;
+    tracing::trace!(pk = %event.pk, sk = %event.sk, parts = item.parts, "event item read");
     let canonical = rebuild(store, &item).await?;
     let merged = apply(policy, store, &canonical).await?;
     let attempts = merged.map_or(1, |m| m.attempts);

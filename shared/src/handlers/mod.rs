@@ -69,18 +69,60 @@ pub async fn init() -> Result<(Config, Store, crate::bus::Bus)> {
     Ok((config, store, crate::bus::Bus::from_env(&sdk)))
 }
 
-/// JSON logs in Lambda (one object per line, for CloudWatch Logs Insights), level from
-/// `RUST_LOG`. Nothing logged anywhere contains a secret, token or signature.
+/// JSON logs in Lambda (one object per line, for CloudWatch Logs Insights and Lambda's own
+/// level filter, which reads their `level`), at the level Lambda's logging controls set (see
+/// [`log_filter`]). Nothing logged anywhere contains a secret, token or signature.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .ok();
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter(level.as_deref()))
         .with_current_span(false)
         .with_target(false)
         .without_time()
         .try_init();
+}
+
+/// What would log a request's raw bytes at `debug` or `trace`: the runtime logs each raw
+/// invocation event (a webhook's signature headers and `?token=` in it) at `trace`, and the HTTP
+/// and SDK layers log requests and their signing. They stay at `info` whatever the level asked.
+const RAW_TRAFFIC: [&str; 13] = [
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+    "aws_config",
+    "aws_runtime",
+    "aws_sigv4",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "rustls",
+];
+
+/// The log filter for `level` (Lambda's `AWS_LAMBDA_LOG_LEVEL`, from the template's `LogLevel`:
+/// `TRACE` … `FATAL`; or an `EnvFilter` directive list), `info` when none or invalid, with the
+/// libraries of [`RAW_TRAFFIC`] held at `info`.
+pub fn log_filter(level: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let level = level
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .unwrap_or("info")
+        .to_ascii_lowercase();
+    // Lambda's FATAL is tracing's ERROR.
+    let level = if level == "fatal" { "error".to_owned() } else { level };
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for target in RAW_TRAFFIC {
+        if let Ok(directive) = format!("{target}=info").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
 }
 
 pub(crate) fn now_ms() -> i64 {
