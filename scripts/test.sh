@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test of callhook: formatting, clippy, the template lint (cfn-lint, then sam validate
-# --lint), the whole workspace's tests with DynamoDB Local started for the end-to-end crates (and
+# --lint) and the offline deploy rehearsal (scripts/deploy-check.sh), the whole workspace's tests with DynamoDB Local started for the end-to-end crates (and
 # stopped on exit, whatever happens), then a 60 s fuzzing smoke run. The reliability suites run
 # here in their fast tier; their long tier and a long fuzz run are scripts/reliability.sh.
 set -euo pipefail
@@ -17,7 +17,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "template"
 scripts/cfn-lint.sh
-scripts/sam-validate.sh
+scripts/deploy-check.sh
 
 step "DynamoDB Local"
 pidfile="$(mktemp -t callhook-ddb.XXXXXX.pid)"

@@ -248,7 +248,11 @@ mod tests {
     #[test]
     fn no_authentication_needs_an_explicit_none_and_an_explicit_allowance() {
         let refused = Config::from_vars(vars(&[("CALLHOOK_VOX_AUTH", "none")])).unwrap_err();
-        assert!(refused.to_string().contains("CALLHOOK_ALLOW_UNAUTHENTICATED"));
+        assert!(
+            refused
+                .to_string()
+                .contains("CALLHOOK_ALLOW_UNAUTHENTICATED")
+        );
         let refused = Config::from_vars(vars(&[
             ("CALLHOOK_VOX_AUTH", "none"),
             ("CALLHOOK_ALLOW_UNAUTHENTICATED", "false"),

@@ -366,7 +366,10 @@ fn the_default_size_limit_is_what_always_fits_lambdas_payload() {
     // Gateway event).
     let config = Config::from_vars([
         ("CALLHOOK_VOX_AUTH".to_owned(), "none".to_owned()),
-        ("CALLHOOK_ALLOW_UNAUTHENTICATED".to_owned(), "true".to_owned()),
+        (
+            "CALLHOOK_ALLOW_UNAUTHENTICATED".to_owned(),
+            "true".to_owned(),
+        ),
     ])
     .unwrap();
     assert_eq!(config.max_body_bytes, 3_000_000);

@@ -239,7 +239,12 @@ fn permanent_failure_filter() -> (Vec<String>, String) {
         .unwrap()
         .values()
         .filter(|r| r["Type"] == "AWS::Logs::MetricFilter")
-        .map(|r| r["Properties"]["FilterPattern"].as_str().unwrap().to_owned())
+        .map(|r| {
+            r["Properties"]["FilterPattern"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
     assert_eq!(patterns.len(), 1, "{patterns:?}");
     let pattern = patterns.into_iter().next().unwrap();

@@ -2,7 +2,7 @@
 //! signed webhooks through ingest and the event path, with the production log filter at TRACE.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use callhook_e2e::{CLAWOPS_SECRET, Stack, SYNTHFLOW_TOKEN, VOX_TOKEN, all_fixtures, logs};
+use callhook_e2e::{CLAWOPS_SECRET, SYNTHFLOW_TOKEN, Stack, VOX_TOKEN, all_fixtures, logs};
 
 #[tokio::test]
 async fn a_trace_level_run_logs_no_secret() {

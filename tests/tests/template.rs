@@ -890,7 +890,11 @@ fn functions_log_json_through_lambdas_logging_controls_at_an_allow_listed_level(
         );
     }
     // No free-text filter reaches the functions: the level comes only from LoggingConfig.
-    assert!(!serde_json::to_string(&template).unwrap().contains("RUST_LOG"));
+    assert!(
+        !serde_json::to_string(&template)
+            .unwrap()
+            .contains("RUST_LOG")
+    );
 }
 
 #[test]
@@ -898,11 +902,17 @@ fn the_webhook_route_is_throttled_and_ingest_bounded() {
     let template = template().unwrap();
     let route = &template["Globals"]["HttpApi"]["DefaultRouteSettings"];
     assert_eq!(ref_of(&route["ThrottlingRateLimit"]), Some("ApiRateLimit"));
-    assert_eq!(ref_of(&route["ThrottlingBurstLimit"]), Some("ApiBurstLimit"));
+    assert_eq!(
+        ref_of(&route["ThrottlingBurstLimit"]),
+        Some("ApiBurstLimit")
+    );
     for name in ["ApiRateLimit", "ApiBurstLimit", "IngestConcurrency"] {
         let parameter = &template["Parameters"][name];
         assert_eq!(parameter["Type"], "Number", "{name}");
-        assert!(parameter["Default"].as_u64().is_some_and(|d| d > 0), "{name}");
+        assert!(
+            parameter["Default"].as_u64().is_some_and(|d| d > 0),
+            "{name}"
+        );
     }
     let ingest = &resources(&template)["IngestFunction"]["Properties"];
     let reserved = intrinsic(&ingest["ReservedConcurrentExecutions"], "!If", "Fn::If").unwrap();

@@ -114,7 +114,11 @@ pub fn log_filter(level: Option<&str>) -> tracing_subscriber::EnvFilter {
         .unwrap_or("info")
         .to_ascii_lowercase();
     // Lambda's FATAL is tracing's ERROR.
-    let level = if level == "fatal" { "error".to_owned() } else { level };
+    let level = if level == "fatal" {
+        "error".to_owned()
+    } else {
+        level
+    };
     let mut filter = tracing_subscriber::EnvFilter::try_new(&level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     for target in RAW_TRAFFIC {
