@@ -21,6 +21,7 @@ deploy-check:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/function-deps.sh
 	scripts/cfn-lint.sh
 	scripts/sam-validate.sh
 

@@ -15,6 +15,9 @@ cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "function dependencies"
+scripts/function-deps.sh
+
 step "template"
 scripts/cfn-lint.sh
 scripts/deploy-check.sh
