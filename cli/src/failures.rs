@@ -324,15 +324,7 @@ async fn list(args: ListArgs) -> Result<(), Error> {
 async fn replay(args: ReplayArgs) -> Result<(), Error> {
     let stack = args.stack.connect().await?;
     let queue = Queue::of(&stack, &args.queue);
-    let policy = match args
-        .opt_out_policy
-        .clone()
-        .or_else(|| stack.local.as_ref().map(|s| s.opt_out_policy.clone()))
-        .as_deref()
-    {
-        Some("redact") => OptOutPolicy::Redact,
-        _ => OptOutPolicy::Keep,
-    };
+    let policy = stack.opt_out_policy(args.opt_out_policy.as_deref());
     let bus = match args.event_bus.as_deref().map(str::trim) {
         Some(name) if !name.is_empty() => Bus::EventBridge {
             client: callhook::bus::EventBridgeClient::new(&stack.sdk),

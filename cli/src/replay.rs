@@ -45,16 +45,7 @@ enum Outcome {
 
 pub async fn run(args: Args) -> Result<(), Error> {
     let stack = args.stack.connect().await?;
-    let policy_name = args
-        .opt_out_policy
-        .clone()
-        .or_else(|| stack.local.as_ref().map(|s| s.opt_out_policy.clone()))
-        .unwrap_or_else(|| "keep".to_owned());
-    let policy = if policy_name == "redact" {
-        OptOutPolicy::Redact
-    } else {
-        OptOutPolicy::Keep
-    };
+    let policy = stack.opt_out_policy(args.opt_out_policy.as_deref());
     let store = &stack.store;
 
     let keys: Vec<String> = if args.from_events {

@@ -44,6 +44,18 @@ pub struct Stack {
     pub sdk: aws_config::SdkConfig,
 }
 
+impl Stack {
+    /// The opt-out policy to rebuild records with: the one given, else the local stack's, else
+    /// `keep`.
+    pub fn opt_out_policy(&self, given: Option<&str>) -> callhook::config::OptOutPolicy {
+        let local = self.local.as_ref().map(|s| s.opt_out_policy.as_str());
+        match given.or(local) {
+            Some("redact") => callhook::config::OptOutPolicy::Redact,
+            _ => callhook::config::OptOutPolicy::Keep,
+        }
+    }
+}
+
 impl StackArgs {
     pub async fn connect(&self) -> Result<Stack, Error> {
         let explicit = self.events_table.is_some() || self.calls_table.is_some();

@@ -20,7 +20,8 @@ use std::sync::{Arc, Mutex};
 pub const EVENTS_SOURCE: &str = "callhook.events";
 /// The `source` of the call events callhook puts on the bus for users.
 pub const CALLS_SOURCE: &str = "callhook";
-/// EventBridge's limit on one entry of `PutEvents` (source, detail-type and detail counted).
+/// EventBridge's limit on one entry of `PutEvents`, and on the whole request (source,
+/// detail-type and detail counted).
 pub const MAX_ENTRY_BYTES: usize = 256 * 1024;
 /// What a call event's detail may take: the limit, less room for the envelope's strings.
 const DETAIL_BUDGET: usize = MAX_ENTRY_BYTES - 4 * 1024;
@@ -244,13 +245,38 @@ impl Bus {
                 Ok(())
             }
             Self::EventBridge { client, name } => {
-                for batch in events.chunks(PUT_BATCH) {
+                for batch in batches(events) {
                     put_batch(client, name, batch).await?;
                 }
                 Ok(())
             }
         }
     }
+}
+
+/// The size EventBridge counts for an entry: its source, detail-type and detail.
+fn entry_size(event: &BusEvent) -> usize {
+    event.source.len() + event.detail_type.len() + event.detail.to_string().len()
+}
+
+/// `events` in runs for one `PutEvents` each: at most 10 entries, and at most 256 KB in all
+/// (the limit is on the whole request, not only on each entry: three call events of a large
+/// record would not fit one request).
+fn batches(events: &[BusEvent]) -> Vec<&[BusEvent]> {
+    let mut out = Vec::new();
+    let (mut start, mut size) = (0, 0);
+    for (i, event) in events.iter().enumerate() {
+        let entry = entry_size(event);
+        if i > start && (i - start == PUT_BATCH || size + entry > MAX_ENTRY_BYTES) {
+            out.push(&events[start..i]);
+            (start, size) = (i, 0);
+        }
+        size += entry;
+    }
+    if start < events.len() {
+        out.push(&events[start..]);
+    }
+    out
 }
 
 async fn put_batch(
@@ -345,6 +371,24 @@ mod tests {
         );
         // A call_started after everything puts nothing new.
         assert!(due(EventType::CallStarted, analyzed, analyzed).is_empty());
+    }
+
+    #[test]
+    fn puts_are_split_to_fit_one_request() {
+        let small = call_event(CallEventKind::Ended, &CallRecord::new("vox", "c1"));
+        let twelve = vec![small.clone(); 12];
+        let sizes: Vec<usize> = batches(&twelve).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [10, 2]);
+        let mut record = CallRecord::new("vox", "c2");
+        record.end_reason = Some("y".repeat(150_000));
+        let large = call_event(CallEventKind::Ended, &record);
+        let three = vec![large.clone(), large.clone(), small];
+        let runs = batches(&three);
+        assert_eq!(runs.iter().map(|b| b.len()).collect::<Vec<_>>(), [1, 2]);
+        for run in runs {
+            assert!(run.iter().map(entry_size).sum::<usize>() <= MAX_ENTRY_BYTES);
+        }
+        assert!(batches(&[]).is_empty());
     }
 
     #[test]
