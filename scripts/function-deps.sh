@@ -2,7 +2,7 @@
 # What the Lambda functions are built with, as `sam build` builds them (`cargo lambda build --bin
 # <function>` at the workspace root, which selects the workspace's default members): fails if
 # their dependency tree holds what only the local stack, the tests or the CLI need, the local
-# stack's code (callhook's `local` feature), hyper's server, the DynamoDB Streams client, the SSO
+# stack's code (the `callhook-local` crate), hyper's server, the DynamoDB Streams client, the SSO
 # credential providers, or a second TLS stack.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,7 +21,7 @@ forbid() {
     fail=1
   fi
 }
-forbid "the local stack's code" '^callhook v[^ ]+ \([^)]*\) .*\blocal\b|^callhook-local v'
+forbid "the local stack's code" '^callhook-local v'
 forbid "hyper's server" '^hyper v[^ ]+ .*\bserver\b'
 forbid "the DynamoDB Streams client" '^aws-sdk-dynamodbstreams v'
 forbid "SSO credentials" '^aws-sdk-sso(oidc)? v'

@@ -6,10 +6,10 @@
 use crate::state::{DevCredential, State};
 use callhook::config::{Config, OptOutPolicy};
 use callhook::handlers::sdk_config;
-use callhook::local::template::create_tables;
-use callhook::local::{PipeRunner, streams_client};
 use callhook::provider::REGISTRY;
 use callhook::store::Store;
+use callhook_local::template::create_tables;
+use callhook_local::{PipeRunner, streams_client};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -75,7 +75,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         config.clone(),
         Duration::from_millis(args.poll_ms),
     ));
-    let serve = callhook::local::server::serve(listener, config.clone(), store);
+    let serve = callhook_local::server::serve(listener, config.clone(), store);
     tokio::select! {
         result = serve => result?,
         _ = tokio::signal::ctrl_c() => eprintln!("\ncallhook: stopping"),

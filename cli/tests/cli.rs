@@ -232,7 +232,7 @@ async fn send_all_then_list_show_events_export_replay_and_quarantine() {
     // send --all: every seed fixture, signed as its provider would, is accepted.
     let answers = json(&state, &["send", "--all", "--json"]);
     let answers = answers.as_array().unwrap();
-    assert_eq!(answers.len(), callhook::local::fixtures::ALL.len());
+    assert_eq!(answers.len(), callhook_local::fixtures::ALL.len());
     for answer in answers {
         assert_eq!(answer["status"], 200, "{answer}");
         assert_eq!(answer["response"]["duplicate"], false, "{answer}");
@@ -311,7 +311,7 @@ async fn send_all_then_list_show_events_export_replay_and_quarantine() {
             .windows(2)
             .all(|w| w[0]["received_at"].as_i64() <= w[1]["received_at"].as_i64())
     );
-    let fixture = callhook::local::fixtures::find("vox", "v2_call_started").unwrap();
+    let fixture = callhook_local::fixtures::find("vox", "v2_call_started").unwrap();
     assert_eq!(events[0]["body"].as_str().unwrap().as_bytes(), fixture.body);
     let table = ok(&state, &["events", "vox", VOX_CALL]);
     assert_eq!(table.lines().count(), 9);

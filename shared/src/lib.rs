@@ -16,8 +16,6 @@ pub mod event;
 #[cfg(feature = "aws")]
 pub mod handlers;
 pub mod intake;
-#[cfg(feature = "local")]
-pub mod local;
 pub mod privacy;
 pub mod provider;
 #[cfg(feature = "aws")]

@@ -1,4 +1,4 @@
-//! The stack behind real HTTP: the local server (`callhook::local::server`, what `callhook dev`
+//! The stack behind real HTTP: the local server (`callhook_local::server`, what `callhook dev`
 //! serves) on a free loopback port, in this process, and a client that signs as the providers do.
 
 use crate::{Reply, Stack};
@@ -33,7 +33,7 @@ impl HttpStack {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let config = Arc::new(Config::from_vars(stack.vars.clone()).unwrap());
-        let server = tokio::spawn(callhook::local::server::serve(
+        let server = tokio::spawn(callhook_local::server::serve(
             listener,
             config.clone(),
             stack.store.clone(),

@@ -16,10 +16,10 @@ use base64::Engine;
 use callhook::auth::Signature;
 use callhook::config::Config;
 use callhook::handlers::{ingest, sdk_config_for};
-use callhook::local::template::create_tables;
-use callhook::local::{PipeRunner, streams_client};
 use callhook::record::CallRecord;
 use callhook::store::{EventItem, Store, from_item};
+use callhook_local::template::create_tables;
+use callhook_local::{PipeRunner, streams_client};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -101,7 +101,7 @@ pub fn fixture(provider: &str, name: &str) -> Vec<u8> {
 /// Every seed fixture, in a sensible delivery order per call (the list `callhook send --all`
 /// delivers).
 pub fn all_fixtures() -> Vec<(&'static str, &'static str)> {
-    callhook::local::fixtures::ALL
+    callhook_local::fixtures::ALL
         .iter()
         .map(|f| (f.provider, f.name))
         .collect()

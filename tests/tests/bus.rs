@@ -233,7 +233,7 @@ async fn an_outage_while_failing_loses_nothing() {
 /// The `(path, value)` of the template's permanent-failure metric filters
 /// (`{ $.fields.outcome = "failed" }`), the same for every function's log group.
 fn permanent_failure_filter() -> (Vec<String>, String) {
-    let template = callhook::local::template::template().unwrap();
+    let template = callhook_local::template::template().unwrap();
     let patterns: BTreeSet<String> = template["Resources"]
         .as_object()
         .unwrap()

@@ -284,7 +284,7 @@ async fn every_delivery_order_gives_the_same_record() {
     let mut rng = Rng::new(3);
     let mut calls = Vec::new();
     for (provider, call_id, snapshot) in SEED_CALLS {
-        let bodies = callhook::local::fixtures::ALL
+        let bodies = callhook_local::fixtures::ALL
             .iter()
             .filter(|f| f.provider == provider && String::from_utf8_lossy(f.body).contains(call_id))
             .map(|f| f.body.to_vec())

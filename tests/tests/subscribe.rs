@@ -4,9 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use callhook::bus::{CallEventKind, call_event};
-use callhook::local::template::{check_pattern, matches};
 use callhook::record::CallRecord;
 use callhook_e2e::repo_root;
+use callhook_local::template::{check_pattern, matches};
 use serde_json::{Value, json};
 
 /// The YAML blocks of the README that declare `name`.

@@ -6,14 +6,14 @@
 //! granted exactly what its code does; every alarm watches a resource of this stack; every log
 //! group keeps logs for `LogRetentionDays`.
 //!
-//! The template is read only through `callhook::local::template::template()`: YAML tags such as
+//! The template is read only through `callhook_local::template::template()`: YAML tags such as
 //! `!Ref X` arrive as one-key maps (`{"!Ref": "X"}`); the long forms (`Ref`, `Fn::GetAtt`,
 //! `Fn::Sub`) are accepted too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use callhook::EventType;
-use callhook::local::template::template;
 use callhook_e2e::repo_root;
+use callhook_local::template::template;
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 

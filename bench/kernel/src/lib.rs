@@ -129,7 +129,7 @@ mod tests {
     #[test]
     fn every_seed_fixture_goes_through_the_kernel_as_events() {
         let config = config().unwrap();
-        for fixture in callhook::local::fixtures::ALL {
+        for fixture in callhook_local::fixtures::ALL {
             let headers = signed_headers(&config, fixture.provider, fixture.body).unwrap();
             let items = kernel(&config, fixture.provider, &headers, fixture.body).unwrap();
             assert!(items.events >= 1, "{}", fixture.name);

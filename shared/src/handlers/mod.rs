@@ -129,7 +129,8 @@ pub fn log_filter(level: Option<&str>) -> tracing_subscriber::EnvFilter {
     filter
 }
 
-pub(crate) fn now_ms() -> i64 {
+/// Milliseconds since the Unix epoch, by the system clock (0 before it).
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

@@ -63,7 +63,7 @@ mod tests {
     fn the_list_is_the_fixtures_folder() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
         let mut on_disk = Vec::new();
-        for provider in crate::provider::REGISTRY {
+        for provider in callhook::provider::REGISTRY {
             for entry in std::fs::read_dir(root.join(provider.name())).unwrap() {
                 let name = entry.unwrap().file_name().into_string().unwrap();
                 on_disk.push(format!("{}/{}", provider.name(), name));

@@ -15,14 +15,14 @@
 //! Lambda refuses an invocation (throttling), which an in-process call never is; and the pipe's
 //! puts on an in-memory bus do not fail.
 
-use super::template::{PipeDef, RuleDef, at_path, matches, pipe, rules, transform};
-use crate::bus::{Bus, BusEvent, EventRef};
-use crate::config::{Config, OptOutPolicy};
-use crate::error::{Error, Result};
-use crate::handlers::merge::{self, Outcome};
-use crate::store::Store;
+use crate::template::{PipeDef, RuleDef, at_path, matches, pipe, rules, transform};
 use aws_lambda_events::event::dynamodb::EventRecord;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
+use callhook::bus::{Bus, BusEvent, EventRef};
+use callhook::config::{Config, OptOutPolicy};
+use callhook::error::{Error, Result};
+use callhook::handlers::merge::{self, Outcome};
+use callhook::store::Store;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,7 +115,7 @@ impl PipeRunner {
             .table_name(&store.events_table)
             .send()
             .await
-            .map_err(crate::store::storage)?;
+            .map_err(callhook::store::storage)?;
         let stream_arn = table
             .table
             .and_then(|t| t.latest_stream_arn)
@@ -200,7 +200,7 @@ impl PipeRunner {
             letter.enqueued = enqueue(&self.store, letter).await;
             if !letter.enqueued {
                 return Err(Error::storage(
-                    crate::error::StorageKind::Transient,
+                    callhook::error::StorageKind::Transient,
                     "the local failure queue cannot be written; its letters wait in memory",
                 ));
             }
@@ -293,7 +293,7 @@ impl PipeRunner {
             "detail-type": resolve(&self.pipe.detail_type),
             "source": resolve(&self.pipe.source),
             "account": "000000000000",
-            "time": crate::timefmt::rfc3339_ms(crate::handlers::now_ms()),
+            "time": callhook::timefmt::rfc3339_ms(callhook::handlers::now_ms()),
             "region": "local",
             "resources": [],
             "detail": detail,
@@ -339,7 +339,7 @@ impl PipeRunner {
                                     .received_at
                                     .parse::<i64>()
                                     .ok()
-                                    .map(|at| crate::handlers::now_ms() - at);
+                                    .map(|at| callhook::handlers::now_ms() - at);
                             }
                             Outcome::Skipped => {}
                         }
@@ -365,7 +365,7 @@ impl PipeRunner {
                 .set_exclusive_start_shard_id(start)
                 .send()
                 .await
-                .map_err(crate::store::storage)?;
+                .map_err(callhook::store::storage)?;
             let Some(description) = out.stream_description else {
                 return Ok(());
             };
@@ -400,7 +400,7 @@ impl PipeRunner {
                         .sequence_number(seq),
                     None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
                 };
-                let out = request.send().await.map_err(crate::store::storage)?;
+                let out = request.send().await.map_err(callhook::store::storage)?;
                 match out.shard_iterator {
                     Some(iterator) => iterator,
                     None => {
@@ -422,7 +422,7 @@ impl PipeRunner {
                 // An expired or unknown iterator (DynamoDB Local restarted): start again after
                 // the last record handled.
                 shard.iterator = None;
-                return Err(crate::store::storage(e));
+                return Err(callhook::store::storage(e));
             }
         };
         shard.iterator = out.next_shard_iterator;
@@ -469,7 +469,7 @@ impl Drop for Slot<'_> {
 async fn enqueue(store: &Store, letter: &DeadLetter) -> bool {
     tracing::error!(function = %letter.function, pk = %letter.pk, sk = %letter.sk, "invocation sent to the failure queue");
     match store
-        .enqueue_local_failure(&letter.message.to_string(), crate::handlers::now_ms())
+        .enqueue_local_failure(&letter.message.to_string(), callhook::handlers::now_ms())
         .await
     {
         Ok(()) => true,
@@ -491,7 +491,7 @@ fn dead_letter(
 ) -> DeadLetter {
     let message = json!({
         "version": "1.0",
-        "timestamp": crate::timefmt::rfc3339_ms(crate::handlers::now_ms()),
+        "timestamp": callhook::timefmt::rfc3339_ms(callhook::handlers::now_ms()),
         "requestContext": {
             "requestId": event["id"],
             "functionArn": format!("arn:aws:lambda:local:000000000000:function:{}:$LATEST", rule.binary),

@@ -3,16 +3,16 @@
 //! transformation, batch size), and each function's rule on the bus with its asynchronous
 //! invocation settings. One source of truth: the template.
 
-use crate::error::{Error, Result};
-use crate::event::EventType;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType,
 };
+use callhook::error::{Error, Result};
+use callhook::event::EventType;
 use serde_json::Value;
 
 /// The template this build was made with.
-pub const TEMPLATE: &str = include_str!("../../../template.yaml");
+pub const TEMPLATE: &str = include_str!("../../template.yaml");
 
 /// The logical ids of the tables in the template.
 pub const EVENTS_TABLE: &str = "EventsTable";
@@ -134,7 +134,7 @@ impl TableDef {
             {
                 Ok(())
             }
-            Err(e) => Err(crate::store::storage(e)),
+            Err(e) => Err(callhook::store::storage(e)),
         }
     }
 }
@@ -289,7 +289,7 @@ pub fn rules() -> Result<Vec<RuleDef>> {
             let props = &event["Properties"];
             let event_type = EventType::ALL
                 .into_iter()
-                .find(|t| crate::handlers::merge::function_name(*t) == binary)
+                .find(|t| callhook::handlers::merge::function_name(*t) == binary)
                 .ok_or_else(|| {
                     Error::Config(format!(
                         "{logical_id}: no canonical type is served by {binary}"

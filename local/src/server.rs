@@ -2,9 +2,9 @@
 //! API Gateway request the Lambda gets and answered by the very same ingest handler. `callhook
 //! dev` serves it; the reliability suites send to it over real HTTP.
 
-use crate::config::Config;
-use crate::handlers::ingest;
-use crate::store::Store;
+use callhook::config::Config;
+use callhook::handlers::ingest;
+use callhook::store::Store;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -72,7 +72,7 @@ async fn route(
     {
         Ok(collected) => collected.to_bytes(),
         Err(_) => {
-            let error = crate::Error::PayloadTooLarge {
+            let error = callhook::Error::PayloadTooLarge {
                 size: config.max_body_bytes + 1,
                 limit: config.max_body_bytes,
             };
