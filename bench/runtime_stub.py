@@ -31,6 +31,12 @@ and the webhook credentials CALLHOOK_CLAWOPS_SECRETS=bench-secret,
 CALLHOOK_VOX_TOKENS=CALLHOOK_SYNTHFLOW_TOKENS=bench-token. Repeated --env KEY=VALUE adds or
 overrides (the stub signs with whatever secret/token the child ends up with).
 
+--provider-secret moves those credentials out of the environment into a provider secret, as a
+deployed stack does: the child gets CALLHOOK_PROVIDER_SECRET_ARN and
+AWS_ENDPOINT_URL_SECRETS_MANAGER pointing at this stub, which answers Secrets Manager's
+GetSecretValue (POST / with X-Amz-Target: secretsmanager.GetSecretValue) with a JSON secret
+holding them, and counts the reads.
+
 Also accepted: POST /2018-06-01/runtime/invocation/<id>/response and /error (202), and
 POST /2018-06-01/runtime/init/error (202; the run fails). Nothing listens beyond 127.0.0.1.
 Output: JSON on stdout (and in --out FILE); progress and the child's log tail on failure on
@@ -282,6 +288,7 @@ class Run:
         self.init_errors = 0
         self.statuses: dict[str, int] = {}
         self.duplicates = 0
+        self.secret_reads = 0
         self.error_sample: str | None = None
         self.idle = threading.Event()  # asked for more after the last invocation
         self.exited = False
@@ -373,6 +380,8 @@ class Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         parts = self.path.split("/")
         # /2018-06-01/runtime/invocation/<id>/response|error, /2018-06-01/runtime/init/error
+        if self.headers.get("X-Amz-Target") == "secretsmanager.GetSecretValue":
+            return self._secret(run)
         if run is None or not self.path.startswith(API + "/"):
             return self._send(404, b'{"errorMessage":"not found"}')
         if self.path == f"{API}/init/error":
@@ -405,6 +414,16 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(202, b'{"status":"OK"}')
         return self._send(404, b'{"errorMessage":"not found"}')
 
+    def _secret(self, run: Run | None) -> None:
+        """Secrets Manager's GetSecretValue answer, with the credentials child_env would set."""
+        if run is not None:
+            with run.lock:
+                run.secret_reads += 1
+        answer = {"ARN": SECRET_ARN, "Name": "callhook-bench-providers", "VersionId": "bench-1",
+                  "SecretString": json.dumps(CREDENTIALS), "VersionStages": ["AWSCURRENT"],
+                  "CreatedDate": time.time()}
+        self._send(200, json.dumps(answer).encode(), {"Content-Type": "application/x-amz-json-1.1"})
+
     @staticmethod
     def _tally(run: Run, body: bytes) -> None:
         """Counts the HTTP status of an API Gateway proxy answer, and duplicates."""
@@ -433,6 +452,15 @@ class Server(ThreadingHTTPServer):
 # Children
 
 
+# The webhook credentials the child verifies with: in its environment, or in the provider secret.
+CREDENTIALS = {
+    "CALLHOOK_CLAWOPS_SECRETS": "bench-secret",
+    "CALLHOOK_VOX_TOKENS": "bench-token",
+    "CALLHOOK_SYNTHFLOW_TOKENS": "bench-token",
+}
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:callhook-bench-providers-AbCdEf"
+
+
 def child_env(args, port: int) -> dict:
     env = dict(os.environ) if args.inherit_env else {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     cwd = str(Path(args.cwd).resolve()) if args.cwd else os.getcwd()
@@ -452,10 +480,12 @@ def child_env(args, port: int) -> dict:
         "LAMBDA_TASK_ROOT": cwd,
         "TZ": ":UTC",
         "LANG": "C.UTF-8",
-        "CALLHOOK_CLAWOPS_SECRETS": "bench-secret",
-        "CALLHOOK_VOX_TOKENS": "bench-token",
-        "CALLHOOK_SYNTHFLOW_TOKENS": "bench-token",
     })
+    if args.provider_secret:
+        env["CALLHOOK_PROVIDER_SECRET_ARN"] = SECRET_ARN
+        env["AWS_ENDPOINT_URL_SECRETS_MANAGER"] = f"http://127.0.0.1:{port}"
+    else:
+        env.update(CREDENTIALS)
     for pair in args.env:
         key, sep, value = pair.partition("=")
         if not sep or not key:
@@ -524,6 +554,7 @@ def coldstart(args, server: Server) -> tuple[dict, int]:
             run.wake.wait(args.timeout)
             with run.lock:
                 t_first = run.t_first_get
+                reads = run.secret_reads
             exited = run.exited
             kill(proc)
             run.release.set()
@@ -534,6 +565,10 @@ def coldstart(args, server: Server) -> tuple[dict, int]:
                     why = f"reported an init error: {run.error_sample}"
                 log(f"run {index + 1}: the process {why}; its output:\n{log_tail(log_file)}")
                 return {"mode": "coldstart", "command": args.command, "error": why}, 1
+        if args.provider_secret and reads != 1:
+            why = f"read the provider secret {reads} times before its first next, not once"
+            log(f"run {index + 1}: {why}")
+            return {"mode": "coldstart", "command": args.command, "error": why}, 1
         ms = (t_first - run.t_spawn) / 1e6
         if index >= args.warmup:
             samples.append(ms)
@@ -548,6 +583,7 @@ def coldstart(args, server: Server) -> tuple[dict, int]:
         "warmup": args.warmup,
         "unit": "ms",
         "measures": "spawn to the first GET /2018-06-01/runtime/invocation/next",
+        "provider_secret": bool(args.provider_secret),
         **stats,
         "rss_at_ready_kb": summary(rss, 0) if rss else None,
         "samples_ms": [round(s, 3) for s in samples],
@@ -559,7 +595,7 @@ def serve(args, server: Server) -> tuple[dict, int]:
     port = server.server_address[1]
     env = child_env(args, port)
     body = Path(args.body).read_bytes() if args.body else DEFAULT_BODY[args.provider].read_bytes()
-    factory = EventFactory(args.provider, body, env, not args.same_body, args.id_salt or uuid.uuid4().hex[:8])
+    factory = EventFactory(args.provider, body, {**CREDENTIALS, **env}, not args.same_body, args.id_salt or uuid.uuid4().hex[:8])
     run = Run("serve", args.invocations, factory)
     server.run = run
     with tempfile.TemporaryFile() as log_file:
@@ -662,6 +698,8 @@ def main(argv=None) -> int:
     common.add_argument("--memory", type=int, default=128, help="AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     common.add_argument("--timeout", type=float, default=60.0, help="seconds before giving up a run")
     common.add_argument("--out", type=Path, help="also write the JSON report here")
+    common.add_argument("--provider-secret", action="store_true",
+                        help="the webhook credentials in a provider secret served by this stub")
     common.add_argument("--grace", type=float, default=0.0,
                         help="serve: SIGTERM and this many seconds before SIGKILL (for profilers)")
     cold = sub.add_parser("coldstart", parents=[common], help="time from spawn to the first next")

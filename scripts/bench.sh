@@ -6,7 +6,8 @@
 #   tools      bench/.venv, wrk (Debian), cargo-lambda (PyPI, into .local/tools), the arm64 target
 #   kernel     CPU per event: criterion (Rust) and timeit (Python) on the same payload files
 #   build      release builds: the ingest bootstrap and the `callhook` command
-#   coldstart  spawn → first `next` from the Lambda runtime API stub, 30 runs per side
+#   coldstart  spawn → first `next` from the Lambda runtime API stub, 30 runs per side (and
+#              callhook's again reading its provider secret from the stub, as deployed)
 #   serve      10,000 stubbed invocations per side: peak RSS, CPU per invocation, latency
 #   writes     DynamoDB requests per new and per duplicate event, counted on the wire
 #   units      write units of a 400-turn call: the calls table's against its events'
@@ -81,6 +82,9 @@ step_build() {
 step_coldstart() {
   "$PY" bench/runtime_stub.py coldstart --runs "$COLD_RUNS" --out "$OUT/coldstart-callhook.json" \
     -- target/release/ingest >/dev/null
+  # As deployed: the credentials in the provider secret, read at init (from the stub, on loopback).
+  "$PY" bench/runtime_stub.py coldstart --runs "$COLD_RUNS" --provider-secret \
+    --out "$OUT/coldstart-callhook-secret.json" -- target/release/ingest >/dev/null
   (cd bench/python/coldstart && "$PY" ../../runtime_stub.py coldstart --runs "$COLD_RUNS" \
     --out "$OUT/coldstart-python.json" -- "$PY" -m awslambdaric handler.handler >/dev/null)
 }

@@ -11,7 +11,9 @@ Checked on the expanded template, which is what CloudFormation would create:
   binary serves, allowed to by a permission for that rule, with an asynchronous invocation config
   that sends failures to the failure queue;
 - no event source mapping at all: the pipe is the events stream's one reader;
-- every role starting from AWS's basic execution policy (logs) and nothing wider.
+- every role starting from AWS's basic execution policy (logs) and nothing wider;
+- no function's environment holding a provider's secrets or tokens: ingest names the provider
+  secret, and only its role may read it.
 If `sam build` has run (`.aws-sam/build`), each function's artifact there is an executable
 `bootstrap`.
 """
@@ -78,6 +80,24 @@ def get_att(value) -> str | None:
     return None
 
 
+def statements(role: dict) -> list[dict]:
+    """Every statement of a role's inline policies (conditional ones with their `Fn::If` kept)."""
+    found = []
+    for policy in role.get("Properties", {}).get("Policies", []):
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if isinstance(statement, dict) and "Fn::If" in statement:
+                found += [s for s in statement["Fn::If"][1:] if isinstance(s, dict) and "Effect" in s]
+            else:
+                found.append(statement)
+    return found
+
+
+def reads_secret(role: dict) -> list[dict]:
+    return [s for s in statements(role)
+            if any(str(a).startswith("secretsmanager:") for a in
+                   (s["Action"] if isinstance(s["Action"], list) else [s["Action"]]))]
+
+
 def main() -> int:
     resources = expand()["Resources"]
     by_type: dict[str, list[tuple[str, dict]]] = {}
@@ -106,12 +126,20 @@ def main() -> int:
             check(variable in readable, f"{name}: the code never reads {variable}")
         check(ref(variables.get("CALLHOOK_EVENTS_TABLE")) == "EventsTable", f"{name}: events table")
         check(ref(variables.get("CALLHOOK_CALLS_TABLE")) == "CallsTable", f"{name}: calls table")
+        check(not [v for v in variables if v.endswith(("_SECRETS", "_TOKENS"))],
+              f"{name}: a provider's credentials in the environment")
         role = resources.get(get_att(props.get("Role")) or "", {})
         check(role.get("Type") == "AWS::IAM::Role", f"{name}: no role of its own")
         check(role.get("Properties", {}).get("ManagedPolicyArns") == [BASIC_EXECUTION],
               f"{name}: managed policies other than basic execution")
 
         if binary == "ingest":
+            secret = variables.get("CALLHOOK_PROVIDER_SECRET_ARN")
+            check(secret is not None, f"{name}: no provider secret")
+            grants = reads_secret(role)
+            check(len(grants) == 1 and grants[0]["Action"] == "secretsmanager:GetSecretValue"
+                  and grants[0]["Resource"] == secret,
+                  f"{name}: reads the provider secret with {grants}, not GetSecretValue on it alone")
             api = resources["ServerlessHttpApi"]["Properties"]["Body"]["paths"]
             route = api.get("/webhooks/{provider}", {}).get("post", {})
             uri = json.dumps(route.get("x-amazon-apigateway-integration", {}).get("uri"))
@@ -122,6 +150,7 @@ def main() -> int:
                   "the HTTP API is not throttled")
             continue
 
+        check(not reads_secret(role), f"{name}: may read a secret")
         check(ref(variables.get("CALLHOOK_EVENT_BUS")) == "EventBus", f"{name}: no bus to put call events on")
         rules = [(r, res) for r, res in by_type.get("AWS::Events::Rule", [])
                  if any(get_att(t["Arn"]) == name for t in res["Properties"]["Targets"])]

@@ -21,6 +21,8 @@ pub mod provider;
 #[cfg(feature = "aws")]
 pub mod rebuild;
 pub mod record;
+#[cfg(feature = "aws")]
+pub mod secrets;
 pub mod storable;
 #[cfg(feature = "aws")]
 pub mod store;

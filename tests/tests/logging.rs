@@ -47,3 +47,61 @@ async fn a_trace_level_run_logs_no_secret() {
         "a secret in the logs"
     );
 }
+
+/// The provider secret's reads, changes and refusals at TRACE: nothing of the secret is logged,
+/// neither the values it holds nor, when it is malformed, what it holds.
+#[tokio::test]
+async fn reading_and_rotating_the_provider_secret_logs_no_secret() {
+    use callhook::secrets::{LiveConfig, SecretSource};
+    use std::sync::{Arc, Mutex};
+
+    logs::capture_with(callhook::handlers::log_filter(Some("TRACE")));
+    let stack = Stack::new().await;
+    const NEXT: &str = "clawops-next-secret-7f3a";
+    let secret = Arc::new(Mutex::new(format!(
+        r#"{{"CALLHOOK_CLAWOPS_SECRETS": "{CLAWOPS_SECRET}"}}"#
+    )));
+    let live = LiveConfig::load(Vec::new(), SecretSource::Memory(Arc::clone(&secret)))
+        .await
+        .unwrap();
+    *secret.lock().unwrap() =
+        format!(r#"{{"CALLHOOK_CLAWOPS_SECRETS": ["{CLAWOPS_SECRET}", "{NEXT}"]}}"#);
+    assert!(live.refresh_now().await);
+    // Malformed: a key that is no provider's credentials, then no JSON at all.
+    *secret.lock().unwrap() = format!(r#"{{"CALLHOOK_CLAWOPS_SECRET": "{NEXT}"}}"#);
+    assert!(!live.refresh_now().await);
+    *secret.lock().unwrap() = format!(r#"{{"CALLHOOK_CLAWOPS_SECRETS": "{NEXT}"#);
+    assert!(!live.refresh_now().await);
+    // A request that fails verification and has the secret read again.
+    let live = Arc::new(live.with_intervals(
+        std::time::Duration::from_secs(300),
+        std::time::Duration::ZERO,
+    ));
+    let presented = format!("sha256={NEXT}");
+    let event = callhook_e2e::api_gateway_event(
+        "POST",
+        "clawops",
+        &[("x-clawops-signature", presented.as_str())],
+        None,
+        b"{}",
+        false,
+    );
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let refused = callhook::handlers::ingest::handle_live(&live, &stack.store, request).await;
+    assert_eq!(refused.status(), 401);
+
+    let captured = logs::captured();
+    assert!(
+        captured.contains("provider secret changed"),
+        "the change was not logged: the run proves nothing"
+    );
+    assert!(
+        captured.contains("not usable"),
+        "the refusal of a malformed secret was not logged"
+    );
+    assert_eq!(
+        logs::secret_hits(&[CLAWOPS_SECRET, NEXT]),
+        0,
+        "a secret in the logs"
+    );
+}

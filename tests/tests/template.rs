@@ -133,16 +133,25 @@ fn grants<'a>(documents: impl IntoIterator<Item = &'a Value>) -> BTreeSet<Grant>
             .as_array()
             .unwrap_or_else(|| panic!("not a policy document with statements: {document}"));
         for statement in statements {
+            // `!If [Condition, statement, !Ref AWS::NoValue]`: the statement, under its condition.
+            let (statement, only_if) = match intrinsic(statement, "!If", "Fn::If") {
+                Some(branches) => {
+                    assert_eq!(ref_of(&branches[2]), Some("AWS::NoValue"), "{statement}");
+                    (&branches[1], Some(branches[0].as_str().unwrap()))
+                }
+                None => (statement, None),
+            };
             assert_eq!(statement["Effect"], "Allow", "{statement}");
             let actions: Vec<String> = match &statement["Action"] {
                 Value::String(a) => vec![a.clone()],
                 Value::Array(a) => a.iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
                 other => panic!("unexpected Action {other}"),
             };
-            let resource = &statement["Resource"];
-            let target = get_att(resource)
-                .or_else(|| ref_of(resource).map(str::to_owned))
-                .unwrap_or_else(|| panic!("policy resource {resource} is not one of the stack's"));
+            let target = grant_target(&statement["Resource"]);
+            let target = match only_if {
+                Some(condition) => format!("{target} if {condition}"),
+                None => target,
+            };
             let condition = statement.get("Condition").map(Value::to_string);
             for action in actions {
                 out.insert((action, target.clone(), condition.clone()));
@@ -150,6 +159,22 @@ fn grants<'a>(documents: impl IntoIterator<Item = &'a Value>) -> BTreeSet<Grant>
         }
     }
     out
+}
+
+/// A policy resource: `Logical.Attr`, `Logical` (a resource or a parameter), or
+/// `If(Condition, a, b)` of those.
+fn grant_target(resource: &Value) -> String {
+    if let Some(branches) = intrinsic(resource, "!If", "Fn::If") {
+        return format!(
+            "If({}, {}, {})",
+            branches[0].as_str().unwrap(),
+            grant_target(&branches[1]),
+            grant_target(&branches[2])
+        );
+    }
+    get_att(resource)
+        .or_else(|| ref_of(resource).map(str::to_owned))
+        .unwrap_or_else(|| panic!("policy resource {resource} is not one of the stack's"))
 }
 
 fn function_grants(function: &Value) -> BTreeSet<Grant> {
@@ -464,6 +489,19 @@ fn each_role_is_granted_exactly_what_its_code_does() {
         BTreeSet::from([
             grant("dynamodb:PutItem", "EventsTable.Arn"),
             grant("dynamodb:GetItem", "EventsTable.Arn"),
+            // The provider secret, the stack's or the one given, and its key if it has its own.
+            grant(
+                "secretsmanager:GetSecretValue",
+                "If(CreatesProviderSecret, ProviderSecret, ProviderSecretArn)"
+            ),
+            (
+                "kms:Decrypt".to_owned(),
+                "ProviderSecretKmsKeyArn if HasProviderSecretKey".to_owned(),
+                Some(
+                    json!({"StringEquals": {"kms:ViaService": {"!Sub": "secretsmanager.${AWS::Region}.amazonaws.com"}}})
+                        .to_string()
+                )
+            ),
         ])
     );
 
@@ -794,28 +832,75 @@ fn the_outputs_name_the_bus_and_the_failure_queue() {
 }
 
 #[test]
-fn secrets_are_no_echo_parameters_reaching_only_ingest() {
+fn credentials_live_in_a_secret_only_ingest_reads_never_in_an_environment() {
     let template = template().unwrap();
+    // The parameters only seed the secret the stack creates; they are NoEcho and cannot break
+    // out of its JSON.
+    let seed = sub(&template["Resources"]["ProviderSecret"]["Properties"]["SecretString"]).unwrap();
+    let seed: Value = serde_json::from_str(seed).unwrap();
     for provider in ["Vox", "ClawOps", "Synthflow"] {
         for kind in ["Secrets", "Tokens"] {
-            let parameter = &template["Parameters"][format!("{provider}{kind}")];
-            assert_eq!(parameter["NoEcho"], true, "{provider}{kind}");
+            let name = format!("{provider}{kind}");
+            let parameter = &template["Parameters"][&name];
+            assert_eq!(parameter["NoEcho"], true, "{name}");
+            assert_eq!(parameter["AllowedPattern"], r#"^[^"\\]*$"#, "{name}");
+            let variable = format!(
+                "CALLHOOK_{}_{}",
+                provider.to_uppercase(),
+                kind.to_uppercase()
+            );
+            assert_eq!(seed[&variable], format!("${{{name}}}"), "{variable}");
         }
     }
+    // Filled in, the secret the stack creates is what ingest reads.
+    let mut filled = sub(&template["Resources"]["ProviderSecret"]["Properties"]["SecretString"])
+        .unwrap()
+        .to_owned();
+    for name in seed.as_object().unwrap().values() {
+        let name = name.as_str().unwrap();
+        filled = filled.replace(name, &format!("value-of-{}", &name[2..name.len() - 1]));
+    }
+    let vars = callhook::secrets::secret_vars(&filled).unwrap();
+    assert_eq!(vars.len(), 6);
+    assert!(vars.contains(&("CALLHOOK_VOX_TOKENS".into(), "value-of-VoxTokens".into())));
+    assert_eq!(
+        template["Resources"]["ProviderSecret"]["Condition"],
+        "CreatesProviderSecret"
+    );
     assert_eq!(template["Parameters"]["NumberIndexKey"]["NoEcho"], true);
     for (id, resource) in functions(&template) {
         let env = resource
             .pointer("/Properties/Environment/Variables")
-            .map(Value::to_string)
+            .and_then(Value::as_object)
+            .cloned()
             .unwrap_or_default();
-        assert_eq!(env.contains("_SECRETS"), id == "IngestFunction", "{id}");
+        assert!(
+            !env.keys()
+                .any(|k| k.ends_with("_SECRETS") || k.ends_with("_TOKENS")),
+            "{id}: credentials in the environment"
+        );
+        assert_eq!(
+            env.contains_key("CALLHOOK_PROVIDER_SECRET_ARN"),
+            id == "IngestFunction",
+            "{id}"
+        );
         // The number index key reaches every function (ingest hashes the numbers it redacts),
         // through each function's own environment.
-        assert!(env.contains("CALLHOOK_NUMBER_INDEX_KEY"), "{id}");
+        assert!(env.contains_key("CALLHOOK_NUMBER_INDEX_KEY"), "{id}");
     }
+    let ingest_env =
+        &template["Resources"]["IngestFunction"]["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        grant_target(&ingest_env["CALLHOOK_PROVIDER_SECRET_ARN"]),
+        "If(CreatesProviderSecret, ProviderSecret, ProviderSecretArn)"
+    );
+    assert_eq!(
+        ref_of(&ingest_env["CALLHOOK_SECRET_REFRESH_SECONDS"]),
+        Some("SecretRefreshSeconds")
+    );
     let globals = template["Globals"].to_string();
     assert!(!globals.contains("_SECRETS") && !globals.contains("_TOKENS"));
-    assert!(!globals.contains("NUMBER_INDEX_KEY"));
+    assert!(!globals.contains("NUMBER_INDEX_KEY") && !globals.contains("SECRET"));
 }
 
 #[test]

@@ -10,14 +10,38 @@ use super::{STORAGE_DEADLINE, now_ms};
 use crate::config::Config;
 use crate::error::{Error, StorageKind};
 use crate::intake::{Delivery, Intake, intake};
+use crate::secrets::LiveConfig;
 use crate::store::Store;
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Instant;
 
-/// Handles one request. Never fails: every outcome, errors included, is an HTTP response.
+/// Handles one request with a fixed configuration. Never fails: every outcome, errors included,
+/// is an HTTP response.
 pub async fn handle(config: &Config, store: &Store, request: Request) -> Response<Body> {
+    serve(config, None, store, request).await
+}
+
+/// Handles one request with the configuration `live` keeps in step with the provider secret: a
+/// request that fails verification is verified again if reading the secret anew changes it (see
+/// [`crate::secrets`]).
+pub async fn handle_live(
+    live: &Arc<LiveConfig>,
+    store: &Store,
+    request: Request,
+) -> Response<Body> {
+    let (config, generation) = live.current();
+    serve(&config, Some((live, generation)), store, request).await
+}
+
+async fn serve(
+    config: &Config,
+    live: Option<(&Arc<LiveConfig>, u64)>,
+    store: &Store,
+    request: Request,
+) -> Response<Body> {
     let started = Instant::now();
     let provider = provider_segment(&request);
     let token = request
@@ -37,7 +61,14 @@ pub async fn handle(config: &Config, store: &Store, request: Request) -> Respons
         body,
         received_at_ms: now_ms(),
     };
-    let (response, call_id, types, outcome) = match intake(config, &delivery) {
+    let mut admitted = intake(config, &delivery);
+    if let (Err(Error::Unauthorized(_)), Some((live, generation))) = (&admitted, live) {
+        // Signed with a secret added since this environment last read it?
+        if let Some(fresh) = live.after_failure(generation).await {
+            admitted = intake(&fresh, &delivery);
+        }
+    }
+    let (response, call_id, types, outcome) = match admitted {
         Err(error) => (
             error_response(&error),
             String::new(),

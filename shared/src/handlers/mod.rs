@@ -136,14 +136,18 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// The `ingest` function's runtime loop.
+/// The `ingest` function's runtime loop. Its providers' credentials come from the provider secret
+/// when the template names one (read at init, then kept fresh: [`crate::secrets`]).
 pub async fn run_ingest() -> Result<(), lambda_http::Error> {
     init_tracing();
-    let (config, store, _) = init().await?;
+    let sdk = sdk_config().await;
+    let live = std::sync::Arc::new(crate::secrets::LiveConfig::from_env(&sdk).await?);
+    let (config, _) = live.current();
+    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &config);
     log_start("ingest", &config);
-    let (config, store) = (&config, &store);
+    let (live, store) = (&live, &store);
     lambda_http::run(lambda_http::service_fn(move |request| async move {
-        Ok::<_, std::convert::Infallible>(ingest::handle(config, store, request).await)
+        Ok::<_, std::convert::Infallible>(ingest::handle_live(live, store, request).await)
     }))
     .await
 }
