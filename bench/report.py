@@ -319,11 +319,14 @@ def artifacts_section(out: Path, lines: list[str], summary: list[list[str]]) -> 
         rows.append([f"`{name}`", f"{s['zip_bytes'] / 1e6:.2f}", f"{s['bootstrap_bytes'] / 1e6:.2f}",
                      verdict(s["zip_bytes"] / 1e6 <= TARGETS["zip_mb"])])
     arch = d["arch"]
+    minutes, seconds = divmod(round(d["seconds"]), 60)
     lines += [
         "### 5. Artifact size",
         "",
-        f"`cargo lambda build --release --{'arm64' if arch == 'arm64' else 'x86-64'} --output-format zip`, "
-        f"{arch} ({'as deployed' if arch == 'arm64' else 'the arm64 target could not be installed on this machine'}).",
+        f"From `{d['tool']}` of `template.yaml` ({arch}; SAM CLI and cargo-lambda from PyPI, "
+        "`scripts/sam-build.sh`): each function's `bootstrap` in `.aws-sam/build`, and the zip `sam deploy` makes "
+        f"of its folder. The build took {minutes} min {seconds:02d} s here, "
+        f"{'from a clean `target/`' if d.get('cold') else 'with `target/` as the earlier steps left it'}.",
         "",
         *table(["function", "zip MB", "bootstrap MB", "≤ 4 MB"], rows),
         "",

@@ -12,7 +12,7 @@
 #   writes     DynamoDB requests per new and per duplicate event, counted on the wire
 #   units      write units of a 400-turn call: the calls table's against its events'
 #   load       wrk against `callhook dev` and against uvicorn, on one DynamoDB Local
-#   artifacts  `cargo lambda build --release --arm64 --output-format zip` per function
+#   artifacts  `sam build` of the template (scripts/sam-build.sh), timed; each function's sizes
 #   report     docs/PERFORMANCE.md's figures from bench/out/*.json
 #
 # Results go to bench/out/ (git-ignored); each step overwrites its own JSON files, so a step can
@@ -118,30 +118,20 @@ step_load() {
 }
 
 step_artifacts() {
-  local arch=arm64 flag=--arm64
-  if ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
-    arch=x86_64 flag=--x86-64
-  fi
-  local packages=()
-  for f in "${FUNCTIONS[@]}"; do packages+=(-p "$f"); done
-  PATH="$TOOLS/cargo-lambda/bin:$PATH" cargo lambda build --release "$flag" --output-format zip "${packages[@]}"
-  "$PY" - "$arch" "$OUT/artifacts.json" "${FUNCTIONS[@]}" <<'EOF'
+  # What users deploy: `sam build` of the template (timed), each function's bootstrap and zip.
+  scripts/sam-build.sh --out "$OUT/artifacts.json" >/dev/null
+  "$PY" - "$OUT/artifacts.json" <<'EOF'
 import json, sys, zipfile
 from pathlib import Path
-arch, out, functions = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
-sizes = {}
-for f in functions:
-    path = Path("target/lambda") / f / "bootstrap.zip"
-    with zipfile.ZipFile(path) as z:
-        unpacked = sum(i.file_size for i in z.infolist())
-    sizes[f] = {"zip_bytes": path.stat().st_size, "bootstrap_bytes": unpacked}
+out = Path(sys.argv[1])
+report = json.loads(out.read_text())
 # The Python Lambda's own code, zipped the same way (its runtime brings Python and boto3).
 reference = out.parent / "reference-lambda.zip"
 with zipfile.ZipFile(reference, "w", zipfile.ZIP_DEFLATED) as z:
     z.write("bench/python/coldstart/handler.py", "handler.py")
     z.write("bench/reference/ingest.py", "ingest.py")
-out.write_text(json.dumps({"arch": arch, "functions": sizes,
-                           "reference_zip_bytes": reference.stat().st_size}, indent=2) + "\n")
+report["reference_zip_bytes"] = reference.stat().st_size
+out.write_text(json.dumps(report, indent=2) + "\n")
 EOF
 }
 
