@@ -69,7 +69,8 @@ for name, resource in template["Resources"].items():
     functions[binary] = {"logical_id": name, "bootstrap_bytes": bootstrap.stat().st_size,
                          "zip_bytes": zip_file.stat().st_size, "zip_entries": names}
     zip_file.unlink()
-architectures = {r["Properties"].get("Architectures", ["x86_64"])[0]
+default = template.get("Globals", {}).get("Function", {}).get("Architectures", ["x86_64"])
+architectures = {r["Properties"].get("Architectures", default)[0]
                  for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"}
 report = {"tool": "sam build --beta-features", "seconds": round(finished - started, 1), "cold": cold,
           "arch": "/".join(sorted(architectures)), "functions": functions}

@@ -4,6 +4,20 @@
 
 use callhook_e2e::{CLAWOPS_SECRET, SYNTHFLOW_TOKEN, Stack, VOX_TOKEN, all_fixtures, logs};
 
+/// A ClawOps request presenting `secret` itself as its signature (a forgery's worst case: what
+/// is presented is a secret).
+fn signed_with(secret: &str) -> serde_json::Value {
+    let presented = format!("sha256={secret}");
+    callhook_e2e::api_gateway_event(
+        "POST",
+        "clawops",
+        &[("x-clawops-signature", presented.as_str())],
+        None,
+        b"{}",
+        false,
+    )
+}
+
 #[tokio::test]
 async fn a_trace_level_run_logs_no_secret() {
     logs::capture_with(callhook::handlers::log_filter(Some("TRACE")));
@@ -12,17 +26,7 @@ async fn a_trace_level_run_logs_no_secret() {
         assert_eq!(stack.send_fixture(provider, name).await.status, 200);
     }
     // A forged one too: refusals log their reason, never what was presented.
-    let presented = format!("sha256={CLAWOPS_SECRET}");
-    let forged = stack
-        .request(
-            "POST",
-            "clawops",
-            &[("x-clawops-signature", presented.as_str())],
-            None,
-            b"{}",
-            false,
-        )
-        .await;
+    let forged = stack.deliver(&signed_with(CLAWOPS_SECRET)).await;
     assert_eq!(forged.status, 401);
     stack.drain().await;
     // What the runtime logs at TRACE for each invocation: its raw event, tokens and signature
@@ -77,16 +81,7 @@ async fn reading_and_rotating_the_provider_secret_logs_no_secret() {
         std::time::Duration::from_secs(300),
         std::time::Duration::ZERO,
     ));
-    let presented = format!("sha256={NEXT}");
-    let event = callhook_e2e::api_gateway_event(
-        "POST",
-        "clawops",
-        &[("x-clawops-signature", presented.as_str())],
-        None,
-        b"{}",
-        false,
-    );
-    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    let request = lambda_http::request::from_str(&signed_with(NEXT).to_string()).unwrap();
     let refused = callhook::handlers::ingest::handle_live(&live, &stack.store, request).await;
     assert_eq!(refused.status(), 401);
 
