@@ -64,7 +64,9 @@ def variables_the_code_reads() -> set[str]:
                            "".join(p.read_text() for p in (ROOT / "shared/src/provider").glob("*.rs")))
     check(len(providers) >= 3, f"providers found in shared/src/provider: {providers}")
     for provider in providers:
-        for suffix in ("AUTH", "SECRETS", "TOKENS", "SIGNATURE_HEADER", "SIGNATURE_PREFIX"):
+        for suffix in ("AUTH", "SECRETS", "TOKENS", "PUBLIC_KEYS", "PUBLIC_URL", "SIGNATURE_HEADER",
+                       "SIGNATURE_PREFIX", "TIMESTAMP_HEADER", "SIGNED_PAYLOAD", "SIGNATURE_ALGORITHM",
+                       "SIGNATURE_ENCODING", "TOLERANCE_SECS", "KEY_FORMAT"):
             names.add(f"CALLHOOK_{provider.upper()}_{suffix}")
     return names
 

@@ -4,6 +4,7 @@
 //! per-type functions invoked concurrently with Lambda's asynchronous retries and failure queue.
 
 use crate::state::{DevCredential, State};
+use callhook::auth::Recipe;
 use callhook::config::{Config, OptOutPolicy};
 use callhook::handlers::sdk_config;
 use callhook::provider::REGISTRY;
@@ -92,19 +93,30 @@ fn dev_vars() -> (Vec<(String, String)>, HashMap<&'static str, String>) {
     let set = |key: &str| std::env::var(key).is_ok_and(|v| !v.trim().is_empty());
     for provider in REGISTRY {
         let prefix = format!("CALLHOOK_{}", provider.name().to_ascii_uppercase());
-        if set(&format!("{prefix}_AUTH"))
-            || set(&format!("{prefix}_SECRETS"))
-            || set(&format!("{prefix}_TOKENS"))
+        if ["AUTH", "SECRETS", "TOKENS", "PUBLIC_KEYS"]
+            .iter()
+            .any(|part| set(&format!("{prefix}_{part}")))
         {
             continue;
         }
-        let value = format!("dev-{}", &random_hex()[..24]);
-        let key = if provider.auth_defaults().scheme == "token" {
-            "TOKENS"
+        let scheme = provider.auth_defaults().scheme;
+        let value = if scheme == "telnyx" {
+            // An Ed25519 key pair: the stack holds the public key, `send` the private one.
+            use base64::Engine as _;
+            let seed = hex::decode(&random_hex()[..64]).unwrap_or_default();
+            base64::engine::general_purpose::STANDARD.encode(seed)
         } else {
-            "SECRETS"
+            format!("dev-{}", &random_hex()[..24])
         };
-        vars.push((format!("{prefix}_{key}"), value.clone()));
+        let (key, configured) = match scheme {
+            "token" => ("TOKENS", value.clone()),
+            "telnyx" => match Recipe::ed25519_public_key(&value) {
+                Some(public) => ("PUBLIC_KEYS", public),
+                None => continue,
+            },
+            _ => ("SECRETS", value.clone()),
+        };
+        vars.push((format!("{prefix}_{key}"), configured));
         generated.insert(provider.name(), value);
     }
     (vars, generated)

@@ -5,9 +5,9 @@ use crate::Error;
 use crate::filter::provider_names;
 use crate::output::print_json;
 use crate::state::State;
-use callhook::auth::Signature;
-use callhook::config::Config;
-use callhook::provider::REGISTRY;
+use callhook::auth::{Scheme, Signature, sign_as};
+use callhook::config::provider_scheme;
+use callhook::provider::{REGISTRY, lookup};
 use callhook_local::fixtures::{self, Fixture};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
@@ -15,6 +15,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -69,6 +70,16 @@ struct Delivery {
     /// The fixture name or the file.
     source: String,
     body: Vec<u8>,
+    /// A form body (Twilio's) or JSON.
+    content_type: &'static str,
+}
+
+/// The media type of a body a file holds: a form if it is not JSON.
+fn content_type_of(body: &[u8]) -> &'static str {
+    match body.trim_ascii_start().first() {
+        Some(b'{' | b'[') | None => "application/json",
+        Some(_) => "application/x-www-form-urlencoded",
+    }
 }
 
 pub async fn run(args: Args) -> Result<(), Error> {
@@ -85,9 +96,15 @@ pub async fn run(args: Args) -> Result<(), Error> {
     let mut rejected = 0;
     for delivery in &deliveries {
         let url = webhook_url(args.url.as_deref(), state.as_ref(), &delivery.provider)?;
-        let signed = sign(&args, state.as_ref(), &delivery.provider, &delivery.body)?;
+        let signed = sign(
+            &args,
+            state.as_ref(),
+            &delivery.provider,
+            &delivery.body,
+            &url,
+        )?;
         let mut target = url.clone();
-        let mut request = hyper::Request::post(&url).header("content-type", "application/json");
+        let mut request = hyper::Request::post(&url).header("content-type", delivery.content_type);
         match signed {
             Signature::Headers(headers) => {
                 for (name, value) in headers {
@@ -153,6 +170,7 @@ fn deliveries(args: &Args) -> Result<Vec<Delivery>, Error> {
         provider: f.provider.to_owned(),
         source: format!("{}/{}", f.provider, f.name),
         body: f.body.to_vec(),
+        content_type: f.content_type(),
     };
     if args.all {
         return Ok(fixtures::ALL.iter().map(from_fixture).collect());
@@ -166,6 +184,7 @@ fn deliveries(args: &Args) -> Result<Vec<Delivery>, Error> {
         return Ok(vec![Delivery {
             provider: provider.clone(),
             source: payload.clone(),
+            content_type: content_type_of(&body),
             body,
         }]);
     }
@@ -210,53 +229,54 @@ fn webhook_url(url: Option<&str>, state: Option<&State>, provider: &str) -> Resu
     })
 }
 
-/// The provider's signature: its scheme and credentials from the flags, else the environment
-/// (`CALLHOOK_<PROVIDER>_*`, as the stack reads them), else the local stack's dev credentials.
+/// The provider's signature for a request to `url`: its scheme from the environment
+/// (`CALLHOOK_<PROVIDER>_AUTH` and the parts it overrides, as the stack reads them) or the local
+/// stack's, and its key from the flags, else the environment (`_SECRETS`, `_TOKENS`, or for
+/// Ed25519 schemes the sender's private key `_SIGNING_KEY`), else the local stack's dev
+/// credentials.
 fn sign(
     args: &Args,
     state: Option<&State>,
     provider: &str,
     body: &[u8],
+    url: &str,
 ) -> Result<Signature, Error> {
     let prefix = format!("CALLHOOK_{}", provider.to_ascii_uppercase());
-    let env = |suffix: &str| {
-        std::env::var(format!("{prefix}_{suffix}"))
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-    };
+    let vars: HashMap<String, String> = std::env::vars()
+        .filter(|(k, v)| k.starts_with(&prefix) && !v.trim().is_empty())
+        .collect();
     let dev = state.and_then(|s| s.dev_credentials.get(provider));
-    let scheme = env("AUTH").or_else(|| dev.map(|d| d.scheme.clone()));
-    let secrets = args
-        .secret
-        .clone()
-        .or_else(|| env("SECRETS"))
-        .or_else(|| dev.filter(|d| d.scheme != "token").map(|d| d.value.clone()));
-    let tokens = args
-        .token
-        .clone()
-        .or_else(|| env("TOKENS"))
-        .or_else(|| dev.filter(|d| d.scheme == "token").map(|d| d.value.clone()));
-    let mut vars = Vec::new();
-    for (suffix, value) in [("AUTH", scheme), ("SECRETS", secrets), ("TOKENS", tokens)] {
-        if let Some(value) = value {
-            vars.push((format!("{prefix}_{suffix}"), value));
+    let setting = |part: &str| {
+        let value = vars.get(&format!("{prefix}_{part}")).map(String::as_str);
+        match (part, value) {
+            ("AUTH", None) => dev.map(|d| d.scheme.as_str()),
+            _ => value,
         }
-    }
-    let config = Config::from_vars(vars)?;
-    let Ok(provider_config) = config.provider(provider) else {
-        return Err(format!(
-            "no credentials for {provider}: pass --secret or --token, set {prefix}_SECRETS or \
-             {prefix}_TOKENS, or run `make dev`, whose dev credentials are in {}",
-            args.state.display()
-        )
-        .into());
     };
+    let known = lookup(provider).ok_or_else(|| format!("no provider called {provider}"))?;
+    let scheme = provider_scheme(known, setting)?;
+    let (flag, variable) = match &scheme {
+        Scheme::Token => (args.token.as_deref(), "TOKENS"),
+        scheme if scheme.uses_public_keys() => (args.secret.as_deref(), "SIGNING_KEY"),
+        _ => (args.secret.as_deref(), "SECRETS"),
+    };
+    let key = flag
+        .or_else(|| setting(variable))
+        .or_else(|| dev.map(|d| d.value.as_str()))
+        .and_then(|list| list.split(',').map(str::trim).find(|k| !k.is_empty()))
+        .ok_or_else(|| {
+            format!(
+                "no credentials for {provider}: pass --secret or --token, set \
+                 {prefix}_{variable}, or run `make dev`, whose dev credentials are in {}",
+                args.state.display()
+            )
+        })?;
     // A delivery id derived from the body: sending the same payload again is a redelivery.
     let id = format!("msg_{}", hex::encode(&Sha256::digest(body)[..12]));
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
-    Ok(provider_config.verifier.sign(body, &id, now))
+    Ok(sign_as(&scheme, key, body, url, &id, now)?)
 }
 
 /// Percent-encodes a query value.

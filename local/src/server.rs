@@ -64,7 +64,13 @@ async fn route(
         .unwrap_or_default()
         .parse()
         .unwrap_or_default();
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    // What API Gateway tells the function of the scheme the sender used (a URL-signing provider
+    // signs it): plain HTTP here.
+    parts
+        .headers
+        .entry("x-forwarded-proto")
+        .or_insert(hyper::header::HeaderValue::from_static("http"));
     // Read at most one byte past the limit: enough for ingest to answer 413.
     let body = match Limited::new(body, config.max_body_bytes + 1)
         .collect()

@@ -2,7 +2,7 @@
 //! the local stack from the shell). Read once at start-up: a bad value fails the cold start loudly
 //! instead of the first request.
 
-use crate::auth::{Scheme, Verifier, parse_list};
+use crate::auth::{Overrides, Scheme, Verifier, parse_list};
 use crate::error::{Error, Result};
 use crate::provider::{Provider, REGISTRY};
 use std::collections::HashMap;
@@ -68,6 +68,9 @@ pub enum OptOutPolicy {
 pub struct ProviderConfig {
     pub provider: &'static dyn Provider,
     pub verifier: Verifier,
+    /// `CALLHOOK_<PROVIDER>_PUBLIC_URL`: the webhook URL exactly as configured at the provider,
+    /// for schemes that sign it (Twilio). Unset: rebuilt from the request's Host, path and query.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug)]
@@ -116,24 +119,22 @@ impl Config {
         let mut disabled_providers = Vec::new();
         for provider in REGISTRY.iter().copied() {
             let prefix = format!("CALLHOOK_{}", provider.name().to_ascii_uppercase());
-            let defaults = provider.auth_defaults();
-            let explicit = get(&format!("{prefix}_AUTH"));
-            let scheme = Scheme::parse(
-                explicit.unwrap_or(defaults.scheme),
-                get(&format!("{prefix}_SIGNATURE_HEADER")).unwrap_or(defaults.header),
-                get(&format!("{prefix}_SIGNATURE_PREFIX")).unwrap_or(defaults.prefix),
-            )
-            .map_err(|e| Error::Config(format!("{prefix}_AUTH: {e}")))?;
+            let setting = |part: &str| get(&format!("{prefix}_{part}"));
+            let scheme = provider_scheme(provider, setting)?;
             if scheme == Scheme::None && !allow_unauthenticated {
                 return Err(Error::Config(format!(
                     "{prefix}_AUTH=none would accept and store anything anyone posts; set \
                      CALLHOOK_ALLOW_UNAUTHENTICATED=true to allow it."
                 )));
             }
-            let secrets = parse_list(get(&format!("{prefix}_SECRETS")).unwrap_or(""));
-            let tokens = parse_list(get(&format!("{prefix}_TOKENS")).unwrap_or(""));
-            let needs_secrets =
-                matches!(scheme, Scheme::HmacSha256 { .. } | Scheme::StandardWebhooks);
+            // Ed25519 schemes check with the sender's public keys; the others with secrets.
+            let keys_var = if scheme.uses_public_keys() {
+                "PUBLIC_KEYS"
+            } else {
+                "SECRETS"
+            };
+            let secrets = parse_list(setting(keys_var).unwrap_or(""));
+            let tokens = parse_list(setting("TOKENS").unwrap_or(""));
             let unconfigured = match scheme {
                 Scheme::None => false,
                 Scheme::Token => tokens.is_empty(),
@@ -145,14 +146,14 @@ impl Config {
                 disabled_providers.push(provider.name());
                 continue;
             }
-            let (secrets, tokens) = if needs_secrets {
-                (secrets, Vec::new())
-            } else {
-                (Vec::new(), tokens)
-            };
+            let public_url = setting("PUBLIC_URL").map(str::to_owned);
             let verifier = Verifier::new(scheme, secrets, tokens)
                 .map_err(|e| Error::Config(format!("{prefix}: {e}")))?;
-            providers.push(ProviderConfig { provider, verifier });
+            providers.push(ProviderConfig {
+                provider,
+                verifier,
+                public_url,
+            });
         }
 
         let opt_out_policy = match get("CALLHOOK_OPT_OUT_POLICY")
@@ -216,6 +217,39 @@ impl Config {
     }
 }
 
+/// The scheme `provider` authenticates with: its default, or `CALLHOOK_<PROVIDER>_AUTH`, with
+/// the parts configuration overrides (`_SIGNATURE_HEADER`, `_SIGNATURE_PREFIX`,
+/// `_TIMESTAMP_HEADER`, `_SIGNED_PAYLOAD`, `_SIGNATURE_ALGORITHM`, `_SIGNATURE_ENCODING`,
+/// `_TOLERANCE_SECS`, `_KEY_FORMAT`). `setting(part)` reads `CALLHOOK_<PROVIDER>_<part>`.
+pub fn provider_scheme<'a>(
+    provider: &dyn Provider,
+    setting: impl Fn(&str) -> Option<&'a str>,
+) -> Result<Scheme> {
+    let defaults = provider.auth_defaults();
+    let overrides = Overrides {
+        header: setting("SIGNATURE_HEADER"),
+        prefix: setting("SIGNATURE_PREFIX"),
+        timestamp_header: setting("TIMESTAMP_HEADER"),
+        payload: setting("SIGNED_PAYLOAD"),
+        algorithm: setting("SIGNATURE_ALGORITHM"),
+        encoding: setting("SIGNATURE_ENCODING"),
+        tolerance_secs: setting("TOLERANCE_SECS"),
+        key_format: setting("KEY_FORMAT"),
+    };
+    Scheme::configure(
+        setting("AUTH").unwrap_or(defaults.scheme),
+        defaults.header,
+        defaults.prefix,
+        &overrides,
+    )
+    .map_err(|e| {
+        Error::Config(format!(
+            "CALLHOOK_{}_AUTH: {e}",
+            provider.name().to_ascii_uppercase()
+        ))
+    })
+}
+
 /// A route segment echoed in an error: printable ASCII, bounded, so a hostile path cannot inject
 /// into logs or responses.
 fn sanitize(name: &str) -> String {
@@ -241,7 +275,19 @@ mod tests {
         let config = Config::from_vars(vars(&[("CALLHOOK_CLAWOPS_SECRETS", "s1, s2")])).unwrap();
         assert!(config.provider("clawops").is_ok());
         assert_eq!(config.provider("vox").unwrap_err().status(), 404);
-        assert_eq!(config.disabled_providers, ["vox", "synthflow"]);
+        assert_eq!(
+            config.disabled_providers,
+            [
+                "vox",
+                "synthflow",
+                "retell",
+                "vapi",
+                "bland",
+                "elevenlabs",
+                "twilio",
+                "telnyx"
+            ]
+        );
         assert_eq!(config.events_table, DEFAULT_EVENTS_TABLE);
     }
 
@@ -321,12 +367,10 @@ mod tests {
         );
         assert_eq!(config.max_body_bytes, 1024);
         assert_eq!(config.event_retention_days, Some(30));
-        let Scheme::HmacSha256 { header, .. } =
-            &config.provider("clawops").unwrap().verifier.scheme
-        else {
-            panic!("hmac expected")
-        };
-        assert_eq!(header.as_str(), "x-other");
+        assert_eq!(
+            config.provider("clawops").unwrap().verifier.scheme,
+            Scheme::hmac_sha256(http::HeaderName::from_static("x-other"), "sha256=")
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! refused; it does no I/O, so the Lambda handler, the local server, the benchmarks and the
 //! fuzzers share it.
 
+use crate::auth;
 use crate::config::{Config, OptOutPolicy};
 use crate::error::{Error, Result};
 use crate::event::{CanonicalEvent, DeliveryContext};
@@ -18,6 +19,9 @@ pub struct Delivery<'a> {
     pub headers: &'a http::HeaderMap,
     /// The decoded `?token=` query parameter.
     pub query_token: Option<&'a str>,
+    /// The request target as received, path and query (`/webhooks/twilio?x=1`), for the
+    /// schemes that sign the URL (Twilio); `None` where unknown.
+    pub target: Option<&'a str>,
     /// The exact raw bytes of the body (after API Gateway's base64, if it used it).
     pub body: &'a [u8],
     pub received_at_ms: i64,
@@ -56,12 +60,23 @@ pub fn intake<'a>(config: &Config, delivery: &Delivery<'a>) -> Result<Intake<'a>
             limit: config.max_body_bytes,
         });
     }
-    let verified = provider_config.verifier.verify(
-        delivery.headers,
+    let urls = if provider_config.verifier.signs_url() {
+        signed_urls(provider_config.public_url.as_deref(), delivery)
+    } else {
+        Vec::new()
+    };
+    let request = auth::Request {
+        headers: delivery.headers,
+        method: delivery.method,
+        body: delivery.body,
+        urls: &urls,
+    };
+    let verified = provider_config.verifier.verify_request(
+        &request,
         delivery.query_token,
-        delivery.body,
         delivery.received_at_ms.div_euclid(1000),
     )?;
+    provider.admits(delivery.body)?;
     let ctx = DeliveryContext {
         received_at: delivery.received_at_ms,
         delivery_id: verified.delivery_id,
@@ -115,4 +130,117 @@ pub fn intake<'a>(config: &Config, delivery: &Delivery<'a>) -> Result<Intake<'a>
         events,
         body: Cow::Borrowed(delivery.body),
     })
+}
+
+/// The URLs a sender that signs the URL (Twilio) may have signed for this delivery: the public
+/// URL configured for the provider, else the scheme of `X-Forwarded-Proto` (API Gateway's; https
+/// without it) + the Host header + the path, with the request's query appended unchanged; each
+/// with and without its scheme's default port, as Twilio's own validators accept.
+pub fn signed_urls(configured: Option<&str>, delivery: &Delivery<'_>) -> Vec<String> {
+    let target = delivery.target.unwrap_or("");
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let base = match configured {
+        Some(url) => url.trim().to_owned(),
+        None => {
+            let Some(host) = delivery
+                .headers
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+            else {
+                return Vec::new();
+            };
+            let scheme = delivery
+                .headers
+                .get("x-forwarded-proto")
+                .and_then(|h| h.to_str().ok())
+                .and_then(|p| p.split(',').next())
+                .map(str::trim)
+                .filter(|p| matches!(*p, "http" | "https"))
+                .unwrap_or("https");
+            format!("{scheme}://{}{path}", host.trim())
+        }
+    };
+    let url = match (query.is_empty(), base.contains('?')) {
+        (true, _) => base,
+        (false, false) => format!("{base}?{query}"),
+        (false, true) => format!("{base}&{query}"),
+    };
+    let mut urls = vec![url.clone()];
+    if let Some(other) = toggle_default_port(&url) {
+        urls.push(other);
+    }
+    urls
+}
+
+/// `url` with its scheme's default port removed if present, or added if absent.
+fn toggle_default_port(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let port = match scheme.to_ascii_lowercase().as_str() {
+        "https" => ":443",
+        "http" => ":80",
+        _ => return None,
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((user, host)) => (format!("{user}@"), host),
+        None => (String::new(), authority),
+    };
+    let toggled = match hostport.strip_suffix(port) {
+        Some(host) => host.to_owned(),
+        None if hostport.rsplit_once(':').is_some_and(|(_, p)| {
+            p.bytes().all(|b| b.is_ascii_digit()) && !hostport.ends_with(']')
+        }) =>
+        {
+            return None; // another port: no variant
+        }
+        None => format!("{hostport}{port}"),
+    };
+    Some(format!("{scheme}://{userinfo}{toggled}{tail}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn delivery<'a>(headers: &'a http::HeaderMap, target: &'a str) -> Delivery<'a> {
+        Delivery {
+            method: "POST",
+            provider: "twilio",
+            headers,
+            query_token: None,
+            target: Some(target),
+            body: b"",
+            received_at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn signed_urls_come_from_the_configured_url_or_the_host_with_the_query_unchanged() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            http::header::HOST,
+            "abc.execute-api.us-east-1.amazonaws.com".parse().unwrap(),
+        );
+        let d = delivery(&headers, "/webhooks/twilio?a=1&b=%20");
+        assert_eq!(
+            signed_urls(None, &d),
+            [
+                "https://abc.execute-api.us-east-1.amazonaws.com/webhooks/twilio?a=1&b=%20",
+                "https://abc.execute-api.us-east-1.amazonaws.com:443/webhooks/twilio?a=1&b=%20",
+            ]
+        );
+        assert_eq!(
+            signed_urls(Some("https://hooks.example.com:443/voice"), &d),
+            [
+                "https://hooks.example.com:443/voice?a=1&b=%20",
+                "https://hooks.example.com/voice?a=1&b=%20"
+            ]
+        );
+        assert_eq!(
+            signed_urls(Some("http://h.example:8080/x"), &delivery(&headers, "/p")),
+            ["http://h.example:8080/x"]
+        );
+        assert!(signed_urls(None, &delivery(&http::HeaderMap::new(), "/p")).is_empty());
+    }
 }

@@ -72,9 +72,11 @@ pub async fn rebuild_call(
     let mut events = Vec::new();
     let mut unreadable = Vec::new();
     for item in store.events_of(record_key).await? {
+        // What the pipe never gives the merge functions (messages, events of no known type)
+        // is not merged here either: a call with only those has no record.
         if item
             .event_type()
-            .is_none_or(|t| t == EventType::MessageReceived)
+            .is_none_or(|t| matches!(t, EventType::MessageReceived | EventType::Unknown))
         {
             continue;
         }

@@ -125,7 +125,7 @@ pub fn secret_vars(json: &str) -> Result<Vec<(String, String)>> {
         REGISTRY.iter().any(|p| {
             let prefix = format!("CALLHOOK_{}_", p.name().to_ascii_uppercase());
             key.strip_prefix(&prefix)
-                .is_some_and(|rest| rest == "SECRETS" || rest == "TOKENS")
+                .is_some_and(|rest| matches!(rest, "SECRETS" | "TOKENS" | "PUBLIC_KEYS"))
         })
     };
     object
@@ -133,8 +133,8 @@ pub fn secret_vars(json: &str) -> Result<Vec<(String, String)>> {
         .map(|(key, value)| {
             if !allowed(&key) {
                 return Err(Error::Config(format!(
-                    "the provider secret holds `{}`, which is not a provider's secrets or tokens \
-                     (CALLHOOK_<PROVIDER>_SECRETS or _TOKENS)",
+                    "the provider secret holds `{}`, which is not a provider's secrets, tokens or \
+                     public keys (CALLHOOK_<PROVIDER>_SECRETS, _TOKENS or _PUBLIC_KEYS)",
                     key.chars().filter(|c| c.is_ascii_graphic()).take(60).collect::<String>()
                 )));
             }

@@ -28,9 +28,14 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 pub const VOX_TOKEN: &str = "vox-e2e-token";
 pub const SYNTHFLOW_TOKEN: &str = "synthflow-e2e-token";
 pub const CLAWOPS_SECRET: &str = "whsec_clawops_e2e";
+/// The private key (Ed25519 seed, base64) the tests sign Telnyx webhooks with; the stack is
+/// configured with its public key.
+pub const TELNYX_SIGNING_KEY: &str = "dGVsbnl4LWUyZS1zaWduaW5nLWtleS0wMTIzNDU2Nzg=";
+/// The URL the tests' Twilio signs, as configured at Twilio (`CALLHOOK_TWILIO_PUBLIC_URL`).
+pub const TWILIO_URL: &str = "https://e2e.example/webhooks/twilio";
 
 /// Each call of the seed fixtures, and its snapshot in `tests/fixtures/expected/e2e/`.
-pub const SEED_CALLS: [(&str, &str, &str); 4] = [
+pub const SEED_CALLS: [(&str, &str, &str); 13] = [
     ("vox", "3079f46c-d141-4cd9-805f-69f212136b66", "vox"),
     (
         "clawops",
@@ -43,6 +48,31 @@ pub const SEED_CALLS: [(&str, &str, &str); 4] = [
         "clawops_missed",
     ),
     ("synthflow", "1711646262471x768387119913843100", "synthflow"),
+    ("retell", "call_5d2a8f0c3b7e41a9c6d4e2f1a8b3c790", "retell"),
+    ("vapi", "8c3f6a2e-5b1d-4e7a-9c2f-1a4b7d9e3f50", "vapi"),
+    ("bland", "7f3c9a2e-5b1d-4e8f-a6c0-2d9b8e1f4a37", "bland"),
+    (
+        "bland",
+        "e2a41c9f-7d3b-4b60-9f58-1a6c3e8d2b04",
+        "bland_missed",
+    ),
+    (
+        "elevenlabs",
+        "conv_4701k2mq8d3fz6e5xv9tb2ar7c1",
+        "elevenlabs",
+    ),
+    (
+        "elevenlabs",
+        "conv_6201k2mx4c8vb1n3m5q7w9e2r4t6",
+        "elevenlabs_initiation_failure",
+    ),
+    ("twilio", "CA5810a815ebe62076493274ecba977c76", "twilio"),
+    (
+        "twilio",
+        "CA5001d77688b99e96474b49166da731d4",
+        "twilio_missed",
+    ),
+    ("telnyx", "251c5957-9636-463b-80dc-54e05eaee732", "telnyx"),
 ];
 
 /// The long tier of the reliability suites (`scripts/reliability.sh`) rather than the fast one.
@@ -89,13 +119,10 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn fixture(provider: &str, name: &str) -> Vec<u8> {
-    std::fs::read(
-        repo_root()
-            .join("tests/fixtures")
-            .join(provider)
-            .join(format!("{name}.json")),
-    )
-    .unwrap()
+    callhook_local::fixtures::find(provider, name)
+        .unwrap_or_else(|| panic!("no fixture {provider}/{name}"))
+        .body
+        .to_vec()
 }
 
 /// Every seed fixture, in a sensible delivery order per call (the list `callhook send --all`
@@ -108,10 +135,18 @@ pub fn all_fixtures() -> Vec<(&'static str, &'static str)> {
 }
 
 pub fn default_vars() -> Vec<(String, String)> {
+    let telnyx = callhook::auth::Recipe::ed25519_public_key(TELNYX_SIGNING_KEY).unwrap();
     [
         ("CALLHOOK_VOX_TOKENS", VOX_TOKEN),
         ("CALLHOOK_SYNTHFLOW_TOKENS", SYNTHFLOW_TOKEN),
         ("CALLHOOK_CLAWOPS_SECRETS", CLAWOPS_SECRET),
+        ("CALLHOOK_RETELL_SECRETS", "retell-e2e-api-key"),
+        ("CALLHOOK_VAPI_SECRETS", "vapi-e2e-secret"),
+        ("CALLHOOK_BLAND_SECRETS", "bland-e2e-secret"),
+        ("CALLHOOK_ELEVENLABS_SECRETS", "elevenlabs-e2e-secret"),
+        ("CALLHOOK_TWILIO_SECRETS", "twilio-e2e-auth-token"),
+        ("CALLHOOK_TWILIO_PUBLIC_URL", TWILIO_URL),
+        ("CALLHOOK_TELNYX_PUBLIC_KEYS", &telnyx),
     ]
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .to_vec()
@@ -363,7 +398,9 @@ impl Stack {
     }
 }
 
-/// The headers and query token a genuine sender of `provider` would attach under `config`.
+/// The headers and query token a genuine sender of `provider` would attach under `config`: its
+/// first secret or token, the public URL for the schemes that sign it, and for Ed25519 (Telnyx)
+/// the tests' private key, whose public key the default configuration holds.
 pub fn sign(
     config: &Config,
     provider: &str,
@@ -372,16 +409,34 @@ pub fn sign(
     let Ok(provider) = config.provider(provider) else {
         return (vec![], None);
     };
-    match provider.verifier.sign(body, "msg_e2e", now_secs()) {
-        Signature::Headers(headers) => (
-            headers
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-            None,
-        ),
-        Signature::QueryToken(token) => (vec![], Some(token)),
-        Signature::Nothing => (vec![], None),
+    let url = provider.public_url.as_deref().unwrap_or_default();
+    let signature = if provider.verifier.scheme.uses_public_keys() {
+        callhook::auth::sign_as(
+            &provider.verifier.scheme,
+            TELNYX_SIGNING_KEY,
+            body,
+            url,
+            "msg_e2e",
+            now_secs(),
+        )
+        .unwrap()
+    } else {
+        provider.verifier.sign_for(body, url, "msg_e2e", now_secs())
+    };
+    let mut headers: Vec<(String, String)> = Vec::new();
+    if !body.trim_ascii_start().starts_with(b"{") && !body.is_empty() {
+        headers.push((
+            "content-type".into(),
+            "application/x-www-form-urlencoded".into(),
+        ));
+    }
+    match signature {
+        Signature::Headers(signed) => {
+            headers.extend(signed.into_iter().map(|(k, v)| (k.to_string(), v)));
+            (headers, None)
+        }
+        Signature::QueryToken(token) => (headers, Some(token)),
+        Signature::Nothing => (headers, None),
     }
 }
 

@@ -194,7 +194,8 @@ pub fn synthflow_call(i: usize, rng: &mut Rng) -> Vec<Event> {
     vec![event("synthflow", &id, &body)]
 }
 
-/// The body with every string equal to `from` replaced by `to` (a call id, for instance).
+/// The body (JSON, or a form) with every string equal to `from` replaced by `to` (a call id,
+/// for instance).
 pub fn rename(body: &[u8], from: &str, to: &str) -> Vec<u8> {
     fn walk(value: &mut Value, from: &str, to: &str) {
         match value {
@@ -204,7 +205,15 @@ pub fn rename(body: &[u8], from: &str, to: &str) -> Vec<u8> {
             _ => {}
         }
     }
-    let mut value: Value = serde_json::from_slice(body).unwrap();
+    let Ok(mut value) = serde_json::from_slice::<Value>(body) else {
+        // A form body (Twilio's): the same for each field's value.
+        let fields = callhook::provider::form_fields(body).unwrap();
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in fields {
+            form.append_pair(&name, if value == from { to } else { &value });
+        }
+        return form.finish().into_bytes();
+    };
     walk(&mut value, from, to);
     serde_json::to_vec(&value).unwrap()
 }

@@ -103,9 +103,18 @@ async fn every_seed_fixture_becomes_its_expected_record() {
         .unwrap();
     assert_eq!(to.len(), 1);
     // One event item per canonical event: 7 Vox bodies give 8 (v1 call_ended gives two), 7 ClawOps,
-    // Synthflow's completion 2.
+    // Synthflow's completion 2; and as many as each later provider's parser makes of its own.
+    let later: usize = all_fixtures()
+        .into_iter()
+        .filter(|(p, _)| !matches!(*p, "vox" | "clawops" | "synthflow"))
+        .map(|(p, n)| {
+            let ctx = callhook::event::DeliveryContext::default();
+            let provider = callhook::provider::lookup(p).unwrap();
+            provider.parse(&fixture(p, n), &ctx).unwrap().len()
+        })
+        .sum();
     let events: Vec<EventItem> = stack.event_items().await;
-    assert_eq!(events.len(), 8 + 7 + 2);
+    assert_eq!(events.len(), 8 + 7 + 2 + later);
     assert!(stack.runner.dead_letters.is_empty());
 }
 

@@ -838,19 +838,28 @@ fn credentials_live_in_a_secret_only_ingest_reads_never_in_an_environment() {
     // out of its JSON.
     let seed = sub(&template["Resources"]["ProviderSecret"]["Properties"]["SecretString"]).unwrap();
     let seed: Value = serde_json::from_str(seed).unwrap();
-    for provider in ["Vox", "ClawOps", "Synthflow"] {
-        for kind in ["Secrets", "Tokens"] {
-            let name = format!("{provider}{kind}");
-            let parameter = &template["Parameters"][&name];
-            assert_eq!(parameter["NoEcho"], true, "{name}");
-            assert_eq!(parameter["AllowedPattern"], r#"^[^"\\]*$"#, "{name}");
-            let variable = format!(
-                "CALLHOOK_{}_{}",
-                provider.to_uppercase(),
-                kind.to_uppercase()
-            );
-            assert_eq!(seed[&variable], format!("${{{name}}}"), "{variable}");
-        }
+    let credentials: Vec<(&String, &Value)> = template["Parameters"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(name, _)| name.ends_with("Secrets") || name.ends_with("Tokens"))
+        .collect();
+    assert_eq!(
+        credentials.len(),
+        6 + 5,
+        "three providers' secrets and tokens, five more's secrets"
+    );
+    for (name, parameter) in credentials {
+        assert_eq!(parameter["NoEcho"], true, "{name}");
+        assert_eq!(parameter["AllowedPattern"], r#"^[^"\\]*$"#, "{name}");
+        let (provider, kind) =
+            name.split_at(name.len() - if name.ends_with("Secrets") { 7 } else { 6 });
+        let variable = format!(
+            "CALLHOOK_{}_{}",
+            provider.to_uppercase(),
+            kind.to_uppercase()
+        );
+        assert_eq!(seed[&variable], format!("${{{name}}}"), "{variable}");
     }
     // Filled in, the secret the stack creates is what ingest reads.
     let mut filled = sub(&template["Resources"]["ProviderSecret"]["Properties"]["SecretString"])
@@ -861,7 +870,7 @@ fn credentials_live_in_a_secret_only_ingest_reads_never_in_an_environment() {
         filled = filled.replace(name, &format!("value-of-{}", &name[2..name.len() - 1]));
     }
     let vars = callhook::secrets::secret_vars(&filled).unwrap();
-    assert_eq!(vars.len(), 6);
+    assert_eq!(vars.len(), 11);
     assert!(vars.contains(&("CALLHOOK_VOX_TOKENS".into(), "value-of-VoxTokens".into())));
     assert_eq!(
         template["Resources"]["ProviderSecret"]["Condition"],
@@ -923,7 +932,18 @@ fn an_unauthenticated_source_needs_allow_unauthenticated() {
         .collect();
     assert_eq!(
         open_to_none,
-        BTreeSet::from(["VoxAuth", "ClawOpsAuth", "SynthflowAuth"].map(str::to_owned))
+        callhook::provider::REGISTRY
+            .iter()
+            .map(|p| {
+                let name = p.name();
+                let display = match name {
+                    "clawops" => "ClawOps".to_owned(),
+                    "elevenlabs" => "ElevenLabs".to_owned(),
+                    _ => name[..1].to_uppercase() + &name[1..],
+                };
+                format!("{display}Auth")
+            })
+            .collect::<BTreeSet<_>>()
     );
     let rule = &template["Rules"]["UnauthenticatedNeedsAllowUnauthenticated"];
     let condition = intrinsic(&rule["RuleCondition"], "!Equals", "Fn::Equals").unwrap();

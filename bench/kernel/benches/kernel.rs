@@ -64,6 +64,7 @@ fn benches(c: &mut Criterion) {
             provider: &payload.provider,
             headers: &headers,
             query_token: None,
+            target: None,
             body,
             received_at_ms: RECEIVED_AT_MS,
         };

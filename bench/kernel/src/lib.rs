@@ -55,7 +55,8 @@ pub fn payloads(dir: &Path) -> std::io::Result<Vec<(Payload, Vec<u8>)>> {
 /// Every provider on, each with HMAC-SHA256 over the body under its default header and prefix.
 pub fn config() -> Result<Config> {
     let mut vars = Vec::new();
-    for provider in ["CLAWOPS", "VOX", "SYNTHFLOW"] {
+    for provider in callhook::provider::REGISTRY {
+        let provider = provider.name().to_ascii_uppercase();
         vars.push((
             format!("CALLHOOK_{provider}_AUTH"),
             "hmac-sha256".to_owned(),
@@ -91,6 +92,7 @@ pub fn kernel(config: &Config, provider: &str, headers: &HeaderMap, body: &[u8])
         provider,
         headers,
         query_token: None,
+        target: None,
         body,
         received_at_ms: RECEIVED_AT_MS,
     };

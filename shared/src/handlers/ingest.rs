@@ -53,11 +53,21 @@ async fn serve(
         Body::Binary(bytes) => bytes,
         _ => &[],
     };
+    // API Gateway's raw path (what the sender addressed), else the URI's (the local server's).
+    let path = match request.raw_http_path() {
+        "" => request.uri().path(),
+        raw => raw,
+    };
+    let target = match request.uri().query() {
+        Some(query) if !query.is_empty() => format!("{path}?{query}"),
+        _ => path.to_owned(),
+    };
     let delivery = Delivery {
         method: request.method().as_str(),
         provider: &provider,
         headers: request.headers(),
         query_token: token.as_deref(),
+        target: Some(&target),
         body,
         received_at_ms: now_ms(),
     };
@@ -112,6 +122,19 @@ async fn serve(
                 .first()
                 .map(|e| e.call_id.clone())
                 .unwrap_or_default();
+            if let Some(event) = events.iter().find(|e| {
+                crate::provider::lookup(name).is_some_and(|p| p.expects_answer(&e.provider_event))
+            }) {
+                // Stored, and answered as any webhook is: but the sender waited for an answer
+                // (an assistant, a tool result) that callhook never gives.
+                tracing::error!(
+                    provider = name,
+                    event = %event.provider_event,
+                    "configuration error: this event asks its server for an answer; callhook \
+                     must not be the assistant or tool server (point only status and report \
+                     messages at callhook)"
+                );
+            }
             let types = events
                 .iter()
                 .map(|e| e.event_type.as_str())

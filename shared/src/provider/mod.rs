@@ -4,8 +4,14 @@
 //! its mapping to canonical events. Adding a provider means one new module, one line in
 //! [`REGISTRY`], its fixtures, and its route parameters in `template.yaml`.
 
+mod bland;
 mod clawops;
+mod elevenlabs;
+mod retell;
 mod synthflow;
+mod telnyx;
+mod twilio;
+mod vapi;
 mod vox;
 
 use crate::error::{Error, Result};
@@ -14,18 +20,25 @@ use crate::storable;
 use serde::de::DeserializeOwned;
 use std::fmt;
 
+pub use bland::Bland;
 pub use clawops::ClawOps;
+pub use elevenlabs::ElevenLabs;
+pub use retell::Retell;
 pub use synthflow::Synthflow;
+pub use telnyx::Telnyx;
+pub use twilio::{Twilio, form_fields};
+pub use vapi::Vapi;
 pub use vox::Vox;
 
 /// How a provider authenticates when its configuration does not say otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AuthDefaults {
-    /// `hmac-sha256`, `standard-webhooks` or `token`.
+    /// A scheme name of [`crate::auth::Scheme::parse`]: a signature recipe (`hmac-sha256`,
+    /// `retell`, `twilio`, …), `static-header`, `token`.
     pub scheme: &'static str,
-    /// The signature header for `hmac-sha256`.
+    /// The header for the schemes that take one (`hmac-sha256`, `static-header`).
     pub header: &'static str,
-    /// What precedes the hex digest in that header.
+    /// What precedes the signature or secret in that header.
     pub prefix: &'static str,
 }
 
@@ -38,6 +51,19 @@ pub trait Provider: Sync + Send + fmt::Debug {
     /// The provider's own mapping of one verified raw body to its canonical events (at least
     /// one). Callers use `parse` on `dyn Provider`, which also makes the events storable.
     fn parse_payload(&self, body: &[u8], ctx: &DeliveryContext) -> Result<Vec<CanonicalEvent>>;
+
+    /// Whether a verified body is one callhook keeps at all: `Err` refuses it, stored nowhere
+    /// (ElevenLabs' call audio, which no Lambda invocation or DynamoDB item can hold).
+    fn admits(&self, _body: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether the sender waits for an answer to this event that only its assistant or tool
+    /// server can give (Vapi's `assistant-request`): ingest logs such a delivery as a
+    /// configuration error, since callhook must never be that server.
+    fn expects_answer(&self, _provider_event: &str) -> bool {
+        false
+    }
 }
 
 impl dyn Provider {
@@ -55,7 +81,17 @@ impl dyn Provider {
 }
 
 /// Every provider callhook serves.
-pub static REGISTRY: &[&dyn Provider] = &[&Vox, &ClawOps, &Synthflow];
+pub static REGISTRY: &[&dyn Provider] = &[
+    &Vox,
+    &ClawOps,
+    &Synthflow,
+    &Retell,
+    &Vapi,
+    &Bland,
+    &ElevenLabs,
+    &Twilio,
+    &Telnyx,
+];
 
 pub fn lookup(name: &str) -> Option<&'static dyn Provider> {
     REGISTRY.iter().copied().find(|p| p.name() == name)
@@ -166,6 +202,38 @@ impl Source<'_> {
             received_at: self.ctx.received_at,
             data,
         }
+    }
+}
+
+impl Source<'_> {
+    /// Like [`Source::event`], but deduplicated on `identity`, the provider's own name for this
+    /// delivery (Telnyx's `data.id`, Twilio's `CallSid` and `SequenceNumber`, Bland's call id
+    /// and delivery kind), instead of on the raw body, when the sender gave no delivery id: a
+    /// retry whose body differs (re-signed, re-serialized) is still the same delivery.
+    pub fn event_identified(
+        &self,
+        identity: &str,
+        event_type: EventType,
+        provider_event: &str,
+        call_id: &str,
+        occurred_at: Option<i64>,
+        data: EventData,
+    ) -> CanonicalEvent {
+        let ctx = DeliveryContext {
+            received_at: self.ctx.received_at,
+            delivery_id: Some(
+                self.ctx
+                    .delivery_id
+                    .clone()
+                    .unwrap_or_else(|| identity.to_owned()),
+            ),
+        };
+        Source {
+            provider: self.provider,
+            ctx: &ctx,
+            body: self.body,
+        }
+        .event(event_type, provider_event, call_id, occurred_at, data)
     }
 }
 

@@ -1,6 +1,7 @@
-//! Webhook authentication: the secret type, the supported schemes (HMAC-SHA256 over the raw body,
-//! Standard Webhooks, a shared `?token=`, or none), verification of an incoming request on its
-//! exact raw bytes before any parsing, and signing for our own senders (the CLI `send`, tests).
+//! Webhook authentication: the secret type, the schemes (a signature over the raw request,
+//! described as data by a [`Recipe`]; a static secret in a header; a shared `?token=`; or none),
+//! verification of an incoming request on its exact raw bytes before any parsing, and signing for
+//! our own senders (the CLI `send`, tests).
 //!
 //! Security rules this module keeps:
 //! - every comparison against secret-derived material is constant-time (`subtle`), after a
@@ -10,50 +11,38 @@
 //!
 //! How failures are classified (all are `Error::Unauthorized`):
 //! - `MissingCredential`: a header the scheme needs (or `?token=`) is absent or blank;
-//! - `MalformedCredential`: a needed header is present but is not readable text, or the Standard
-//!   Webhooks timestamp is not an integer;
+//! - `MalformedCredential`: a needed header is present but is not readable text, or a timestamp
+//!   is not an unsigned integer;
 //! - `BadCredential`: a signature or token was given but is not a match, whatever the reason
 //!   (wrong prefix, not hex, not base64, wrong length, empty after the prefix, wrong version,
 //!   wrong secret). Kept as one answer on purpose, so a forger learns nothing from near misses;
-//! - `StaleTimestamp`: the Standard Webhooks timestamp is more than
-//!   [`DEFAULT_TOLERANCE_SECS`] away from the injected clock.
+//! - `StaleTimestamp`: a signed timestamp is further from the injected clock than the scheme's
+//!   tolerance.
+
+pub mod recipe;
 
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
-use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::error::{AuthFailure, Error};
+pub use recipe::{Overrides, Recipe, Request};
 
 /// How far (in seconds, either direction) a Standard Webhooks timestamp may be from now.
 pub const DEFAULT_TOLERANCE_SECS: i64 = 300;
 
-/// The Standard Webhooks header carrying the message id.
-const WEBHOOK_ID: &str = "webhook-id";
-/// The Standard Webhooks header carrying the Unix timestamp in seconds.
-const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
-/// The Standard Webhooks header carrying the space-separated signature entries.
-const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 /// The prefix of Standard Webhooks secrets.
 const WHSEC_PREFIX: &[u8] = b"whsec_";
-/// The only Standard Webhooks signature version accepted.
-const SIGNATURE_VERSION: &str = "v1";
-/// Length of an HMAC-SHA256 tag in bytes.
-const TAG_LEN: usize = 32;
 
 /// Base64 for configured secrets: the standard alphabet, padding optional (operators copy keys
-/// by hand). Signature entries in requests use strict [`STANDARD`].
+/// by hand). Signatures in requests use strict standard base64.
 const SECRET_BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Secret key material. Debug prints `Secret(***)`; no Display. Holds raw bytes.
 #[derive(Clone)]
@@ -92,64 +81,111 @@ pub fn parse_list(value: &str) -> Vec<Secret> {
 /// How a provider authenticates its webhooks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scheme {
-    /// HMAC-SHA256 over the raw body, hex digest in `header` after `prefix` (ClawOps: header
-    /// "X-ClawOps-Signature", prefix "sha256="). The secret string's UTF-8 bytes are the key (as
-    /// ClawOps' docs do: `hmac.new(SECRET.encode(), body, sha256)`).
-    HmacSha256 { header: HeaderName, prefix: String },
-    /// Standard Webhooks (standardwebhooks.com): headers `webhook-id`, `webhook-timestamp`,
-    /// `webhook-signature`; signed content is `{id}.{timestamp}.{body}`; the signature header is a
-    /// space-separated list of `v1,<base64>` entries (other versions are ignored); secrets are
-    /// `whsec_<base64>` (or bare base64); tolerance ±[`DEFAULT_TOLERANCE_SECS`].
-    StandardWebhooks,
+    /// A signature over bytes of the request, as its [`Recipe`] describes: HMAC-SHA256 of the
+    /// body (ClawOps, Bland), Standard Webhooks, Retell, ElevenLabs, Twilio, Telnyx, a
+    /// configurable HMAC (Vapi).
+    Signed(Recipe),
+    /// A static secret in a header, after `prefix` (Vapi's `X-Vapi-Secret`; a bearer token as
+    /// `Authorization: Bearer <token>`). It proves the sender knows the secret, not that the
+    /// body is the one it sent.
+    StaticHeader { header: HeaderName, prefix: String },
     /// Shared token in the query string `?token=`.
     Token,
     /// Explicitly configured: no authentication.
     None,
 }
 
+/// The scheme names [`Scheme::parse`] knows, for messages.
+const SCHEMES: &str = "hmac-sha256, hmac, standard-webhooks, retell, elevenlabs, twilio, telnyx, \
+                       static-header, token or none";
+
 impl Scheme {
-    /// Parses a configured scheme name: `hmac-sha256`, `standard-webhooks`, `token` or `none`
-    /// (case-insensitive, trimmed). For `hmac-sha256` the header and prefix are the given
-    /// defaults (the provider's documented ones).
-    pub fn parse(name: &str, default_header: &str, default_prefix: &str) -> Result<Scheme, Error> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "hmac-sha256" => {
+    /// HMAC-SHA256 of the body, hex, in `header` after `prefix`.
+    pub fn hmac_sha256(header: HeaderName, prefix: &str) -> Self {
+        Self::Signed(Recipe::hmac_sha256(header, prefix))
+    }
+
+    pub fn standard_webhooks() -> Self {
+        Self::Signed(Recipe::standard_webhooks())
+    }
+
+    /// Parses a configured scheme name (case-insensitive, trimmed). `header` and `prefix` are
+    /// the provider's documented signature header and prefix, for the schemes that take them
+    /// (`hmac-sha256`, `static-header`).
+    pub fn parse(name: &str, header: &str, prefix: &str) -> Result<Scheme, Error> {
+        Self::configure(name, header, prefix, &Overrides::default())
+    }
+
+    /// [`Scheme::parse`], then the configured parts of a signature scheme changed.
+    pub fn configure(
+        name: &str,
+        header: &str,
+        prefix: &str,
+        overrides: &Overrides<'_>,
+    ) -> Result<Scheme, Error> {
+        let name = name.trim().to_ascii_lowercase();
+        let simple = |scheme: Scheme| {
+            let changed = overrides.timestamp_header.is_some()
+                || overrides.payload.is_some()
+                || overrides.algorithm.is_some()
+                || overrides.encoding.is_some()
+                || overrides.tolerance_secs.is_some();
+            if changed {
+                Err(Error::Config(format!(
+                    "the {} scheme signs nothing: it takes no signature settings",
+                    scheme.name()
+                )))
+            } else {
+                Ok(scheme)
+            }
+        };
+        match name.as_str() {
+            "static-header" => {
                 let header =
-                    HeaderName::from_bytes(default_header.trim().as_bytes()).map_err(|_| {
-                        Error::Config(
-                        "the signature header name for hmac-sha256 is not a valid HTTP header name"
-                            .to_owned(),
-                    )
-                    })?;
-                Ok(Scheme::HmacSha256 {
+                    HeaderName::from_bytes(overrides.header.unwrap_or(header).trim().as_bytes())
+                        .map_err(|_| {
+                            Error::Config(
+                                "the static-header header name is not a valid HTTP header name"
+                                    .into(),
+                            )
+                        })?;
+                simple(Scheme::StaticHeader {
                     header,
-                    prefix: default_prefix.to_owned(),
+                    prefix: overrides.prefix.unwrap_or(prefix).to_owned(),
                 })
             }
-            "standard-webhooks" => Ok(Scheme::StandardWebhooks),
-            "token" => Ok(Scheme::Token),
-            "none" => Ok(Scheme::None),
+            "token" => simple(Scheme::Token),
+            "none" => simple(Scheme::None),
             // The value is not echoed: a misplaced secret must not reach a log.
-            _ => Err(Error::Config(
-                "the auth scheme must be one of hmac-sha256, standard-webhooks, token or none"
-                    .to_owned(),
+            _ if recipe::RECIPES.contains(&name.as_str()) => Ok(Scheme::Signed(
+                Recipe::named(&name, header, prefix)?.with(overrides)?,
             )),
+            _ => Err(Error::Config(format!(
+                "the auth scheme must be one of {SCHEMES}"
+            ))),
         }
     }
 
-    fn name(&self) -> &'static str {
+    pub fn name(&self) -> &'static str {
         match self {
-            Scheme::HmacSha256 { .. } => "hmac-sha256",
-            Scheme::StandardWebhooks => "standard-webhooks",
+            Scheme::Signed(recipe) => recipe.name,
+            Scheme::StaticHeader { .. } => "static-header",
             Scheme::Token => "token",
             Scheme::None => "none",
         }
+    }
+
+    /// Whether the scheme checks signatures with public keys (Telnyx's Ed25519): its keys are
+    /// `CALLHOOK_<PROVIDER>_PUBLIC_KEYS`, not secrets.
+    pub fn uses_public_keys(&self) -> bool {
+        matches!(self, Scheme::Signed(r) if r.algorithm == recipe::Algorithm::Ed25519)
     }
 }
 
 /// Verifies incoming requests (and signs outgoing ones) for one provider.
 ///
-/// For Standard Webhooks `secrets` holds the base64-decoded keys, not the `whsec_` strings.
+/// For signature schemes `secrets` holds the decoded keys (a Standard Webhooks key without its
+/// `whsec_` prefix and base64, an Ed25519 public key as its 32 bytes).
 pub struct Verifier {
     pub scheme: Scheme,
     secrets: Vec<Secret>,
@@ -159,7 +195,7 @@ pub struct Verifier {
 impl fmt::Debug for Verifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Verifier")
-            .field("scheme", &self.scheme)
+            .field("scheme", &self.scheme.name())
             .field("secrets", &self.secrets.len())
             .field("tokens", &self.tokens.len())
             .finish()
@@ -169,12 +205,12 @@ impl fmt::Debug for Verifier {
 /// A request that passed verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
-    /// Standard Webhooks: the `webhook-id` (lets callers dedupe redeliveries); otherwise `None`.
+    /// The sender's message id where the scheme signs one (Standard Webhooks' `webhook-id`): it
+    /// lets callers dedupe redeliveries. Otherwise `None`.
     pub delivery_id: Option<String>,
 }
 
 /// What a sender must attach to a request. Debug prints header names, never values.
-#[derive(Clone)]
 pub enum Signature {
     Headers(Vec<(HeaderName, String)>),
     QueryToken(String),
@@ -205,21 +241,6 @@ fn unauthorized(failure: AuthFailure) -> Error {
     Error::Unauthorized(failure)
 }
 
-/// HMAC-SHA256 of the concatenated parts. `None` only if the MAC rejects the key, which HMAC
-/// never does (any key length is valid); `Verifier::new` checks it anyway.
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Option<[u8; TAG_LEN]> {
-    let mut mac = HmacSha256::new_from_slice(key).ok()?;
-    for part in parts {
-        mac.update(part);
-    }
-    Some(mac.finalize().into_bytes().into())
-}
-
-/// Constant-time equality of a candidate with an expected tag; the length check is public.
-fn tag_matches(expected: &[u8; TAG_LEN], candidate: &[u8]) -> bool {
-    candidate.len() == TAG_LEN && bool::from(expected.as_slice().ct_eq(candidate))
-}
-
 /// The trimmed text of a header: `Missing` if absent or blank, `Malformed` if not visible ASCII.
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Error> {
     let value = headers
@@ -234,44 +255,81 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> Result<&'a str, Error>
         .map_err(|_| unauthorized(AuthFailure::MalformedCredential))
 }
 
+/// Constant-time membership of `given` among `known`, over fixed-length digests and every known
+/// value without stopping early, so neither the length nor the position of a near match shows
+/// in the timing.
+fn any_equal(known: &[Secret], given: &[u8]) -> bool {
+    let given_digest = Sha256::digest(given);
+    let mut matched = Choice::from(0);
+    for value in known {
+        let digest = Sha256::digest(value.expose());
+        matched |= digest.as_slice().ct_eq(given_digest.as_slice());
+    }
+    bool::from(matched)
+}
+
+/// What a sender of `scheme` attaches, signing with `key` (a secret, a token, or for Ed25519
+/// schemes the sender's private key seed in base64, which callhook itself never holds) for a
+/// request to `url`. Used by the CLI's `send` and the tests.
+pub fn sign_as(
+    scheme: &Scheme,
+    key: &str,
+    body: &[u8],
+    url: &str,
+    msg_id: &str,
+    timestamp_secs: i64,
+) -> Result<Signature, Error> {
+    let key = key.trim();
+    if key.is_empty() && *scheme != Scheme::None {
+        return Err(Error::Config(format!(
+            "no key to sign {} webhooks with",
+            scheme.name()
+        )));
+    }
+    Ok(match scheme {
+        Scheme::Signed(recipe) => {
+            let key = recipe.sender_key(key)?;
+            recipe
+                .sign(&key, body, url, msg_id, timestamp_secs)
+                .map_or(Signature::Nothing, Signature::Headers)
+        }
+        Scheme::StaticHeader { header, prefix } => {
+            Signature::Headers(vec![(header.clone(), format!("{prefix}{key}"))])
+        }
+        Scheme::Token => Signature::QueryToken(key.to_owned()),
+        Scheme::None => Signature::Nothing,
+    })
+}
+
 impl Verifier {
-    /// Errors (`Error::Config`) if the scheme needs secrets (hmac, standard-webhooks) or tokens
-    /// (token) and none are given, if one of them is empty, if a standard-webhooks secret is not
-    /// valid base64, or if a token is not UTF-8. Several secrets/tokens may be active at once
-    /// (rotation): any valid one passes. Secrets given to the token scheme, tokens given to the
-    /// signature schemes, and both given to `none`, are ignored.
+    /// Errors (`Error::Config`) if the scheme needs secrets (signatures, static headers) or
+    /// tokens (token) and none are given, if one of them is empty or undecodable for its scheme,
+    /// or if a token is not UTF-8. Several secrets/tokens may be active at once (rotation): any
+    /// valid one passes. Secrets given to the token scheme, tokens given to the others, and both
+    /// given to `none`, are ignored.
     pub fn new(scheme: Scheme, secrets: Vec<Secret>, tokens: Vec<Secret>) -> Result<Self, Error> {
         let name = scheme.name();
-        let (secrets, tokens) = match &scheme {
-            Scheme::HmacSha256 { .. } => (Self::check_secrets(name, secrets)?, Vec::new()),
-            Scheme::StandardWebhooks => {
-                let secrets = secrets
-                    .iter()
-                    .map(|secret| {
-                        let raw = secret.expose();
-                        let encoded = raw.strip_prefix(WHSEC_PREFIX).unwrap_or(raw);
-                        SECRET_BASE64.decode(encoded).map(Secret).map_err(|_| {
-                            Error::Config(format!(
-                                "a {name} secret is not valid base64 after its whsec_ prefix"
-                            ))
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                (Self::check_secrets(name, secrets)?, Vec::new())
+        let non_empty = |values: Vec<Secret>, what: &str| -> Result<Vec<Secret>, Error> {
+            if values.is_empty() {
+                return Err(Error::Config(format!(
+                    "the {name} auth scheme needs at least one {what}"
+                )));
             }
+            if values.iter().any(|v| v.expose().is_empty()) {
+                return Err(Error::Config(format!("a {name} {what} is empty")));
+            }
+            Ok(values)
+        };
+        let (secrets, tokens) = match &scheme {
+            Scheme::Signed(recipe) => (recipe.keys(secrets)?, Vec::new()),
+            Scheme::StaticHeader { .. } => (non_empty(secrets, "secret")?, Vec::new()),
             Scheme::Token => {
-                if tokens.is_empty() {
-                    return Err(Error::Config(format!(
-                        "the {name} auth scheme needs at least one token"
-                    )));
-                }
-                for token in &tokens {
-                    if token.expose().is_empty() {
-                        return Err(Error::Config(format!("a {name} token is empty")));
-                    }
-                    if std::str::from_utf8(token.expose()).is_err() {
-                        return Err(Error::Config(format!("a {name} token is not valid UTF-8")));
-                    }
+                let tokens = non_empty(tokens, "token")?;
+                if tokens
+                    .iter()
+                    .any(|t| std::str::from_utf8(t.expose()).is_err())
+                {
+                    return Err(Error::Config(format!("a {name} token is not valid UTF-8")));
                 }
                 (Vec::new(), tokens)
             }
@@ -284,24 +342,10 @@ impl Verifier {
         })
     }
 
-    /// Checks that signing keys are present, non-empty and accepted by the MAC.
-    fn check_secrets(name: &str, secrets: Vec<Secret>) -> Result<Vec<Secret>, Error> {
-        if secrets.is_empty() {
-            return Err(Error::Config(format!(
-                "the {name} auth scheme needs at least one secret"
-            )));
-        }
-        for secret in &secrets {
-            if secret.expose().is_empty() {
-                return Err(Error::Config(format!("a {name} secret is empty")));
-            }
-            if HmacSha256::new_from_slice(secret.expose()).is_err() {
-                return Err(Error::Config(format!(
-                    "a {name} secret is not usable as an HMAC key"
-                )));
-            }
-        }
-        Ok(secrets)
+    /// Whether the scheme signs the request's URL (Twilio): the caller must then give the
+    /// candidate URLs in [`Request::urls`].
+    pub fn signs_url(&self) -> bool {
+        matches!(&self.scheme, Scheme::Signed(r) if r.signed.contains(&recipe::Part::Url))
     }
 
     /// Verify on the exact raw bytes, before any parsing. `now_unix_secs` is the injected clock.
@@ -313,151 +357,77 @@ impl Verifier {
         body: &[u8],
         now_unix_secs: i64,
     ) -> Result<Verified, Error> {
+        let request = Request {
+            headers,
+            method: "POST",
+            body,
+            urls: &[],
+        };
+        self.verify_request(&request, query_token, now_unix_secs)
+    }
+
+    /// [`Verifier::verify`] with everything a scheme may sign (the method, the public URLs).
+    pub fn verify_request(
+        &self,
+        request: &Request<'_>,
+        query_token: Option<&str>,
+        now_unix_secs: i64,
+    ) -> Result<Verified, Error> {
         match &self.scheme {
-            Scheme::HmacSha256 { header, prefix } => {
-                self.verify_hmac(headers, header, prefix, body)?;
-                Ok(Verified { delivery_id: None })
+            Scheme::Signed(recipe) => Ok(Verified {
+                delivery_id: recipe.verify(&self.secrets, request, now_unix_secs)?,
+            }),
+            Scheme::StaticHeader { header, prefix } => {
+                let value = header_text(request.headers, header.as_str())?;
+                let given = value
+                    .strip_prefix(prefix.as_str())
+                    .map(str::trim)
+                    .filter(|g| !g.is_empty())
+                    .ok_or(unauthorized(AuthFailure::BadCredential))?;
+                if any_equal(&self.secrets, given.as_bytes()) {
+                    Ok(Verified { delivery_id: None })
+                } else {
+                    Err(unauthorized(AuthFailure::BadCredential))
+                }
             }
-            Scheme::StandardWebhooks => self.verify_standard(headers, body, now_unix_secs),
             Scheme::Token => {
-                self.verify_token(query_token)?;
-                Ok(Verified { delivery_id: None })
+                let given = query_token
+                    .filter(|token| !token.is_empty())
+                    .ok_or(unauthorized(AuthFailure::MissingCredential))?;
+                if any_equal(&self.tokens, given.as_bytes()) {
+                    Ok(Verified { delivery_id: None })
+                } else {
+                    Err(unauthorized(AuthFailure::BadCredential))
+                }
             }
             Scheme::None => Ok(Verified { delivery_id: None }),
         }
     }
 
-    fn verify_hmac(
-        &self,
-        headers: &HeaderMap,
-        header: &HeaderName,
-        prefix: &str,
-        body: &[u8],
-    ) -> Result<(), Error> {
-        let bad = || unauthorized(AuthFailure::BadCredential);
-        let value = header_text(headers, header.as_str())?;
-        let hex_digest = value.strip_prefix(prefix).ok_or_else(bad)?;
-        // Public length check before decoding; catches the empty `sha256=` too.
-        if hex_digest.len() != TAG_LEN * 2 {
-            return Err(bad());
-        }
-        let candidate = hex::decode(hex_digest).map_err(|_| bad())?;
-        for secret in &self.secrets {
-            let expected = hmac_sha256(secret.expose(), &[body])
-                .ok_or_else(|| Error::Internal("the HMAC key was rejected".to_owned()))?;
-            if tag_matches(&expected, &candidate) {
-                return Ok(());
-            }
-        }
-        Err(bad())
-    }
-
-    fn verify_standard(
-        &self,
-        headers: &HeaderMap,
-        body: &[u8],
-        now_unix_secs: i64,
-    ) -> Result<Verified, Error> {
-        let id = header_text(headers, WEBHOOK_ID)?;
-        let timestamp_text = header_text(headers, WEBHOOK_TIMESTAMP)?;
-        let signatures = header_text(headers, WEBHOOK_SIGNATURE)?;
-
-        let timestamp: i64 = timestamp_text
-            .parse()
-            .map_err(|_| unauthorized(AuthFailure::MalformedCredential))?;
-        // abs_diff cannot overflow, whatever the two values.
-        if now_unix_secs.abs_diff(timestamp) > DEFAULT_TOLERANCE_SECS.unsigned_abs() {
-            return Err(unauthorized(AuthFailure::StaleTimestamp));
-        }
-
-        // Signed content uses the canonical integer, as the reference libraries do.
-        let timestamp = timestamp.to_string();
-        let expected = self
-            .secrets
-            .iter()
-            .map(|key| {
-                hmac_sha256(
-                    key.expose(),
-                    &[id.as_bytes(), b".", timestamp.as_bytes(), b".", body],
-                )
-                .ok_or_else(|| Error::Internal("the HMAC key was rejected".to_owned()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-
-        let matched = signatures
-            .split_ascii_whitespace()
-            .filter_map(|entry| entry.split_once(','))
-            .filter(|(version, _)| *version == SIGNATURE_VERSION)
-            // An empty entry (`v1,`) decodes to nothing and fails the length check.
-            .filter_map(|(_, encoded)| STANDARD.decode(encoded).ok())
-            .any(|candidate| expected.iter().any(|tag| tag_matches(tag, &candidate)));
-        if matched {
-            Ok(Verified {
-                delivery_id: Some(id.to_owned()),
-            })
-        } else {
-            Err(unauthorized(AuthFailure::BadCredential))
-        }
-    }
-
-    fn verify_token(&self, query_token: Option<&str>) -> Result<(), Error> {
-        let given = query_token
-            .filter(|token| !token.is_empty())
-            .ok_or(unauthorized(AuthFailure::MissingCredential))?;
-        // Compare fixed-length digests, over every configured token without stopping early, so
-        // neither the length nor the position of a near match shows in the timing.
-        let given_digest = Sha256::digest(given.as_bytes());
-        let mut matched = Choice::from(0);
-        for token in &self.tokens {
-            let digest = Sha256::digest(token.expose());
-            matched |= digest.as_slice().ct_eq(given_digest.as_slice());
-        }
-        if bool::from(matched) {
-            Ok(())
-        } else {
-            Err(unauthorized(AuthFailure::BadCredential))
-        }
-    }
-
-    /// Produce headers/query for a sender (used by our CLI `send` and tests): for hmac the header
-    /// value (`<prefix><lowercase hex>`), for standard-webhooks the three headers given an id and
-    /// timestamp, for token the token to put in the query. Uses the FIRST secret/token.
-    /// `msg_id` and `timestamp_secs` are only used by standard-webhooks.
+    /// Produce headers/query for a sender (used by our CLI `send` and tests), with the FIRST
+    /// secret or token. `msg_id` and `timestamp_secs` are used by the schemes that sign them.
+    /// Ed25519 schemes sign nothing: their configured keys are public.
     #[must_use]
     pub fn sign(&self, body: &[u8], msg_id: &str, timestamp_secs: i64) -> Signature {
+        self.sign_for(body, "", msg_id, timestamp_secs)
+    }
+
+    /// [`Verifier::sign`] for a request to `url` (the schemes that sign the URL: Twilio).
+    #[must_use]
+    pub fn sign_for(&self, body: &[u8], url: &str, msg_id: &str, timestamp_secs: i64) -> Signature {
         match &self.scheme {
-            Scheme::HmacSha256 { header, prefix } => {
-                let Some(tag) = self
-                    .secrets
-                    .first()
-                    .and_then(|key| hmac_sha256(key.expose(), &[body]))
-                else {
-                    return Signature::Nothing;
-                };
-                Signature::Headers(vec![(
+            Scheme::Signed(recipe) => self
+                .secrets
+                .first()
+                .and_then(|key| recipe.sign(key, body, url, msg_id, timestamp_secs))
+                .map_or(Signature::Nothing, Signature::Headers),
+            Scheme::StaticHeader { header, prefix } => match self.secrets.first() {
+                Some(secret) => Signature::Headers(vec![(
                     header.clone(),
-                    format!("{prefix}{}", hex::encode(tag)),
-                )])
-            }
-            Scheme::StandardWebhooks => {
-                let timestamp = timestamp_secs.to_string();
-                let Some(tag) = self.secrets.first().and_then(|key| {
-                    hmac_sha256(
-                        key.expose(),
-                        &[msg_id.as_bytes(), b".", timestamp.as_bytes(), b".", body],
-                    )
-                }) else {
-                    return Signature::Nothing;
-                };
-                Signature::Headers(vec![
-                    (HeaderName::from_static(WEBHOOK_ID), msg_id.to_owned()),
-                    (HeaderName::from_static(WEBHOOK_TIMESTAMP), timestamp),
-                    (
-                        HeaderName::from_static(WEBHOOK_SIGNATURE),
-                        format!("{SIGNATURE_VERSION},{}", STANDARD.encode(tag)),
-                    ),
-                ])
-            }
+                    format!("{prefix}{}", String::from_utf8_lossy(secret.expose())),
+                )]),
+                None => Signature::Nothing,
+            },
             Scheme::Token => match self.tokens.first() {
                 Some(token) => {
                     Signature::QueryToken(String::from_utf8_lossy(token.expose()).into_owned())
@@ -473,7 +443,13 @@ impl Verifier {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
     use http::HeaderValue;
+
+    const WEBHOOK_ID: &str = "webhook-id";
+    const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
+    const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 
     // ---- Standard Webhooks -------------------------------------------------------------------
 
@@ -489,7 +465,7 @@ mod tests {
 
     fn sw_verifier(secrets: &[&str]) -> Verifier {
         Verifier::new(
-            Scheme::StandardWebhooks,
+            Scheme::standard_webhooks(),
             secrets.iter().map(|s| Secret::new(*s)).collect(),
             Vec::new(),
         )
@@ -1076,7 +1052,7 @@ mod tests {
     fn errors_contain_no_secret_material() {
         let bad_b64 = "whsec_not*base64";
         let err = Verifier::new(
-            Scheme::StandardWebhooks,
+            Scheme::standard_webhooks(),
             vec![Secret::new(bad_b64)],
             Vec::new(),
         )
@@ -1104,9 +1080,9 @@ mod tests {
                 vec![Secret::new("")],
                 vec![],
             ),
-            (Scheme::StandardWebhooks, vec![], vec![Secret::new("t")]),
+            (Scheme::standard_webhooks(), vec![], vec![Secret::new("t")]),
             (
-                Scheme::StandardWebhooks,
+                Scheme::standard_webhooks(),
                 vec![Secret::new("whsec_")],
                 vec![],
             ),
@@ -1138,7 +1114,7 @@ mod tests {
     fn new_rejects_invalid_whsec_base64() {
         for secret in ["whsec_not*base64", "whsec_C2FVs", "%%%", "whsec_C2FV sBQI"] {
             let result = Verifier::new(
-                Scheme::StandardWebhooks,
+                Scheme::standard_webhooks(),
                 vec![Secret::new(SW_SECRET), Secret::new(secret)],
                 Vec::new(),
             );
@@ -1162,14 +1138,11 @@ mod tests {
     fn scheme_parse_accepts_the_four_names_in_any_case() {
         assert_eq!(
             Scheme::parse(" HMAC-SHA256 ", "X-ClawOps-Signature", "sha256=").unwrap(),
-            Scheme::HmacSha256 {
-                header: HeaderName::from_static("x-clawops-signature"),
-                prefix: "sha256=".to_owned(),
-            }
+            Scheme::hmac_sha256(HeaderName::from_static("x-clawops-signature"), "sha256=")
         );
         assert_eq!(
             Scheme::parse("Standard-Webhooks", "", "").unwrap(),
-            Scheme::StandardWebhooks
+            Scheme::standard_webhooks()
         );
         assert_eq!(Scheme::parse("token\n", "", "").unwrap(), Scheme::Token);
         assert_eq!(Scheme::parse("NONE", "", "").unwrap(), Scheme::None);
@@ -1177,7 +1150,14 @@ mod tests {
 
     #[test]
     fn scheme_parse_rejects_unknown_names_and_bad_header_names() {
-        for name in ["", "hmac", "sha256", "standard_webhooks", "svix", "basic"] {
+        for name in [
+            "",
+            "hmac256",
+            "sha256",
+            "standard_webhooks",
+            "svix",
+            "basic",
+        ] {
             match Scheme::parse(name, "X-Sig", "sha256=") {
                 Err(Error::Config(message)) => {
                     assert!(message.contains("hmac-sha256"), "{message}");
