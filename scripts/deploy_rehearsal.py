@@ -34,15 +34,20 @@ BUCKET = "callhook-rehearsal-artifacts"
 # The credentials the rehearsal's stack is deployed with (its provider secret's first content).
 VOX_TOKEN = "rehearsal-vox-token"
 SYNTHFLOW_TOKEN = "rehearsal-synthflow-token"
+# The later providers' credentials; Telnyx signs with a private key whose public key the stack
+# holds (RFC 8032's first test key pair).
+LATER_SECRETS = {p: f"rehearsal-{p.lower()}-secret" for p in ("Retell", "Vapi", "Bland", "ElevenLabs", "Twilio")}
+TELNYX_SIGNING_KEY = "nWGxne/9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A="
+TELNYX_PUBLIC_KEY = "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="
 CLAWOPS_OLD = "rehearsal-clawops-secret-2025"
 CLAWOPS_NEW = "rehearsal-clawops-secret-2026"
 SECRET_REFRESH = 60
-# The records the seed fixtures make: (provider, call id, snapshot under tests/fixtures/expected/e2e).
+# The records the seed fixtures make: (provider, call id, snapshot under tests/fixtures/expected/e2e),
+# read from the end-to-end harness's list so the two never drift.
 SEED_CALLS = [
-    ("vox", "3079f46c-d141-4cd9-805f-69f212136b66", "vox"),
-    ("clawops", "CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d", "clawops_answered"),
-    ("clawops", "CA0a1b2c3d4e5f60718293a4b5c6d7e8f9", "clawops_missed"),
-    ("synthflow", "1711646262471x768387119913843100", "synthflow"),
+    tuple(m) for m in __import__("re").findall(
+        r'\(\s*"(\w+)",\s*"([^"]+)",\s*"(\w+)",?\s*\)',
+        (ROOT / "tests/src/lib.rs").read_text().split("pub const SEED_CALLS", 1)[1].split("];", 1)[0])
 ]
 
 failures: list[str] = []
@@ -93,6 +98,8 @@ def deploy(cfn, template: dict) -> dict:
         "SynthflowTokens": SYNTHFLOW_TOKEN,
         "ClawOpsSecrets": CLAWOPS_OLD,
         "SecretRefreshSeconds": str(SECRET_REFRESH),
+        "TelnyxPublicKeys": TELNYX_PUBLIC_KEY,
+        **{f"{p}Secrets": v for p, v in LATER_SECRETS.items()},
     }
     started = time.monotonic()
     cfn.create_stack(
@@ -120,6 +127,23 @@ def deploy(cfn, template: dict) -> dict:
         by_type[resource["ResourceType"]] = by_type.get(resource["ResourceType"], 0) + 1
     log("  " + ", ".join(f"{k} {v}" for k, v in sorted(by_type.items())))
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
+def update(cfn, changed: dict) -> None:
+    """A stack update that changes `changed` and keeps every other parameter."""
+    stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+    parameters = [{"ParameterKey": p["ParameterKey"], "ParameterValue": changed[p["ParameterKey"]]}
+                  if p["ParameterKey"] in changed else {"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
+                  for p in stack["Parameters"]]
+    cfn.update_stack(StackName=STACK, UsePreviousTemplate=True, Parameters=parameters,
+                     Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = cfn.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"]
+        if not status.endswith("_IN_PROGRESS"):
+            break
+        time.sleep(2)
+    check(status == "UPDATE_COMPLETE", f"stack updated (TwilioPublicUrl): {status}")
 
 
 def callhook(binary: str, *args: str, env: dict, ok_codes=(0,)) -> subprocess.CompletedProcess:
@@ -167,6 +191,11 @@ def main() -> int:
 
     api = outputs["VoxWebhookUrl"].split("//", 1)[1].split(".", 1)[0]
     base_url = f"{args.endpoint}/_aws/execute-api/{api}/$default"
+    # Twilio signs the URL it calls: here the emulator's, known once the API exists. A stack
+    # update gives it to ingest, as a user behind a custom domain would (TwilioPublicUrl).
+    started_update = time.monotonic()
+    update(client("cloudformation"), {"TwilioPublicUrl": f"{base_url}/webhooks/twilio"})
+    timings["update"] = time.monotonic() - started_update
     env = {
         "PATH": "/usr/bin:/bin",
         "AWS_ACCESS_KEY_ID": "test",
@@ -175,6 +204,8 @@ def main() -> int:
         "CALLHOOK_VOX_TOKENS": VOX_TOKEN,
         "CALLHOOK_SYNTHFLOW_TOKENS": SYNTHFLOW_TOKEN,
         "CALLHOOK_CLAWOPS_SECRETS": CLAWOPS_OLD,
+        **{f"CALLHOOK_{p.upper()}_SECRETS": v for p, v in LATER_SECRETS.items()},
+        "CALLHOOK_TELNYX_SIGNING_KEY": TELNYX_SIGNING_KEY,
         "CALLHOOK_EVENTS_TABLE": outputs["EventsTableName"],
         "CALLHOOK_CALLS_TABLE": outputs["CallsTableName"],
         "CALLHOOK_DYNAMODB_ENDPOINT": args.endpoint,
@@ -217,7 +248,7 @@ def main() -> int:
                 log(f"  differs in {json.dumps(diff)[:1500]}")
     listed = callhook(args.callhook, "calls", "list", "--json", env=env)
     if listed.returncode == 0:
-        check(len(json.loads(listed.stdout)) == len(expected), "`callhook calls list` lists the four calls")
+        check(len(json.loads(listed.stdout)) == len(expected), f"`callhook calls list` lists the {len(expected)} calls")
 
     # The provider secret rotated under the running stack: the next ClawOps secret added beside
     # the old one, a minute's wait, both accepted; the old removed, refused after a refresh.
