@@ -500,3 +500,30 @@ fn every_provider_refuses_broken_bodies() {
         );
     }
 }
+
+/// ElevenLabs' call audio is refused with a clear 422 and stored nowhere, not even in
+/// quarantine (past the body limit it is a 413 before anything else); its other events pass.
+#[test]
+fn elevenlabs_audio_is_refused_and_not_kept() {
+    let config = config();
+    let headers = HeaderMap::new();
+    let audio = br#"{"type":"post_call_audio","event_timestamp":1739537297,"data":{"agent_id":"a","conversation_id":"c","full_audio":"SUQzBAAAAAAA"}}"#;
+    let delivery = Delivery {
+        method: "POST",
+        provider: "elevenlabs",
+        headers: &headers,
+        query_token: None,
+        target: None,
+        body: audio,
+        received_at_ms: 1_700_000_000_000,
+    };
+    let Err(error) = intake(&config, &delivery) else {
+        panic!("call audio must be refused, not stored or quarantined")
+    };
+    assert_eq!((error.status(), error.code()), (422, "unusable_payload"));
+    assert!(error.to_string().contains("audio"), "{error}");
+    let large = [&audio[..audio.len() - 3], &vec![b'A'; 5000], b"\"}}"].concat();
+    assert_eq!(post("elevenlabs", &large).0, 413);
+    let transcription = br#"{"type":"post_call_transcription","event_timestamp":1739537297,"data":{"agent_id":"a","conversation_id":"c","status":"done","transcript":[]}}"#;
+    assert_eq!(post("elevenlabs", transcription).0, 200);
+}
