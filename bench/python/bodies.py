@@ -68,19 +68,28 @@ def synthetic(target: int, base: bytes | None = None) -> tuple[bytes, int]:
     return base[:at] + b"".join(added) + base[at:], k
 
 
-def seed_fixtures() -> list[tuple[str, str, bytes]]:
-    """(name, provider, body) of every seed fixture, in a stable order."""
+# The first providers, in the order earlier reports listed them; the later ones follow by name.
+FIRST = ("clawops", "vox", "synthflow")
+
+
+def seed_fixtures() -> list[tuple[str, str, bytes, str]]:
+    """(name, provider, body, source path) of every seed fixture (JSON, or a form body), in a
+    stable order."""
+    later = sorted(p.name for p in FIXTURES.iterdir()
+                   if p.is_dir() and p.name not in FIRST and p.name != "expected")
     out = []
-    for provider in ("clawops", "vox", "synthflow"):
-        for path in sorted((FIXTURES / provider).glob("*.json")):
-            out.append((f"{provider}/{path.stem}", provider, path.read_bytes()))
+    for provider in (*FIRST, *later):
+        paths = sorted([*(FIXTURES / provider).glob("*.json"), *(FIXTURES / provider).glob("*.form")])
+        for path in paths:
+            out.append((f"{provider}/{path.stem}", provider, path.read_bytes(),
+                        str(path.relative_to(REPO))))
     return out
 
 
 def payloads() -> list[tuple[str, str, bytes, dict]]:
     """(name, provider, body, extra manifest fields) of every benchmark payload."""
-    out = [(name, provider, body, {"source": f"tests/fixtures/{name}.json"})
-           for name, provider, body in seed_fixtures()]
+    out = [(name, provider, body, {"source": source})
+           for name, provider, body, source in seed_fixtures()]
     base = BASE_FIXTURE.read_bytes()
     for name, target in SYNTHETIC:
         body, turns = synthetic(target, base)
@@ -94,7 +103,8 @@ def write(out_dir: Path) -> list[dict]:
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = []
     for name, provider, body, extra in payloads():
-        file_name = name.replace("/", "__") + ".json"
+        suffix = Path(extra["source"]).suffix if "source" in extra else ".json"
+        file_name = name.replace("/", "__") + suffix
         path = out_dir / file_name
         if not path.exists() or path.read_bytes() != body:
             path.write_bytes(body)

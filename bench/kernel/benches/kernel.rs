@@ -35,7 +35,10 @@ fn benches(c: &mut Criterion) {
         let items = kernel(&config, &payload.provider, &headers, body)
             .unwrap_or_else(|e| panic!("{} is refused: {e}", payload.name));
         assert!(items.events >= 1, "{} is quarantined", payload.name);
-        let id = payload.file.trim_end_matches(".json");
+        let id = payload
+            .file
+            .trim_end_matches(".json")
+            .trim_end_matches(".form");
         group.throughput(Throughput::Bytes(body.len() as u64));
         group.bench_function(id, |b| {
             b.iter(|| kernel(&config, &payload.provider, &headers, black_box(body)))

@@ -864,7 +864,7 @@ fn parse_payload_template(template: &str) -> Result<Vec<Part>, Error> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     //! Each provider's published test vectors ([SDK], [SPEC]), and where none is published the
-    //! vectors PROVIDERS.md computed from the documented algorithm ([SELF]).
+    //! vectors docs/PROVIDERS.md computed from the documented algorithm ([SELF]).
     use super::super::{Scheme, Signature, Verifier, parse_list};
     use super::*;
     use http::HeaderValue;

@@ -273,7 +273,7 @@ fn common_patch(call: &Payload) -> CallPatch {
     }
 }
 
-/// callhook's outcome (PROVIDERS.md's rule): voicemail when `answered_by` says so, else the
+/// callhook's outcome (docs/PROVIDERS.md's rule): voicemail when `answered_by` says so, else the
 /// status (`no-answer` → `no_answer`, `failed`, `completed`), any other kept verbatim.
 fn outcome(call: &Payload) -> Option<String> {
     let answered_by = call.answered_by.as_deref().map(normalized);

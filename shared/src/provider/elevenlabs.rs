@@ -9,7 +9,7 @@
 //! Any other type is stored as `unknown`, never refused.
 //!
 //! Instants are unix **seconds**, durations seconds; the cost is an integer of ElevenLabs credits
-//! (PROVIDERS.md §5: [UNCONFIRMED]), kept as the JSON number sent, and the fiat cost goes into
+//! (docs/PROVIDERS.md §5: [UNCONFIRMED]), kept as the JSON number sent, and the fiat cost goes into
 //! the metadata. Deliveries are deduplicated on `(conversation_id, type)`: ElevenLabs sends no
 //! delivery id, and with its opt-in retries a retry is the same event.
 

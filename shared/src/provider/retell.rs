@@ -256,7 +256,7 @@ fn end_fields(call: &Call, patch: &mut CallPatch) {
         });
 }
 
-/// callhook's outcome of a `disconnection_reason` (PROVIDERS.md's rule): any other reason is kept
+/// callhook's outcome of a `disconnection_reason` (docs/PROVIDERS.md's rule): any other reason is kept
 /// verbatim.
 fn outcome(reason: &str) -> String {
     let reason = reason.trim();

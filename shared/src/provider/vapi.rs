@@ -9,7 +9,7 @@
 //! ISO 8601 (`startedAt`, `endedAt`) or epoch milliseconds (`timestamp`); the cost is in USD and
 //! kept as the JSON number sent; the duration is `endedAt − startedAt`.
 //!
-//! Deliveries are deduplicated on Vapi's own identity of the message (PROVIDERS.md §3), not on
+//! Deliveries are deduplicated on Vapi's own identity of the message (docs/PROVIDERS.md §3), not on
 //! the body: `(call.id, type, status)` for `status-update`, `(call.id, type)` for
 //! `end-of-call-report`, `(call.id, type, timestamp)` for a final transcript.
 //!
