@@ -476,6 +476,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::provider::testing::patch;
     use crate::record::CallRecord;
     use serde_json::json;
 
@@ -508,13 +509,6 @@ mod tests {
     fn error(body: &[u8]) -> Error {
         let provider: &dyn Provider = &Bland;
         provider.parse(body, &ctx(1)).unwrap_err()
-    }
-
-    fn patch(event: &CanonicalEvent) -> &CallPatch {
-        match &event.data {
-            EventData::Call(patch) => patch,
-            other => panic!("expected call data, got {other:?}"),
-        }
     }
 
     fn pairs(turns: &[Turn]) -> Vec<(&str, &str)> {

@@ -536,6 +536,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::provider::testing::patch;
     use crate::record::CallRecord;
     use serde_json::json;
 
@@ -570,13 +571,6 @@ mod tests {
     fn error(body: &[u8]) -> Error {
         let provider: &dyn Provider = &ElevenLabs;
         provider.parse(body, &ctx()).unwrap_err()
-    }
-
-    fn patch(event: &CanonicalEvent) -> &CallPatch {
-        match &event.data {
-            EventData::Call(patch) => patch,
-            other => panic!("expected call data, got {other:?}"),
-        }
     }
 
     fn fixture(body: &[u8]) -> Value {

@@ -260,3 +260,18 @@ pub(crate) fn outcome_of(status: &str) -> String {
     }
     .to_owned()
 }
+
+/// What the provider modules' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use crate::event::{CallPatch, CanonicalEvent, EventData};
+
+    /// The call data of an event that must carry some.
+    #[allow(clippy::panic)]
+    pub fn patch(event: &CanonicalEvent) -> &CallPatch {
+        match &event.data {
+            EventData::Call(patch) => patch,
+            other => panic!("expected call data, got {other:?}"),
+        }
+    }
+}

@@ -430,6 +430,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::provider::testing::patch;
     use crate::record::CallRecord;
     use serde_json::json;
 
@@ -473,13 +474,6 @@ mod tests {
         let mut events = parse(body);
         assert_eq!(events.len(), 1);
         events.remove(0)
-    }
-
-    fn patch(event: &CanonicalEvent) -> &CallPatch {
-        match &event.data {
-            EventData::Call(patch) => patch,
-            other => panic!("expected call data, got {other:?}"),
-        }
     }
 
     fn pairs(turns: &[Turn]) -> Vec<(&str, &str)> {

@@ -331,6 +331,7 @@ fn wrong(field: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::testing::patch;
     use crate::record::CallRecord;
     use proptest::prelude::*;
     use serde_json::json;
@@ -383,13 +384,6 @@ mod tests {
         let mut events = parse(body).unwrap();
         assert_eq!(events.len(), 1);
         events.remove(0)
-    }
-
-    fn patch(event: &CanonicalEvent) -> &CallPatch {
-        match &event.data {
-            EventData::Call(patch) => patch,
-            other => panic!("expected call data, got {other:?}"),
-        }
     }
 
     fn body(value: &Value) -> Vec<u8> {

@@ -361,6 +361,7 @@ fn wrong(field: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::testing::patch;
     use crate::record::CallRecord;
     use proptest::prelude::*;
 
@@ -398,13 +399,6 @@ mod tests {
         let mut events = parse(body).unwrap();
         assert_eq!(events.len(), 1);
         events.remove(0)
-    }
-
-    fn patch(event: &CanonicalEvent) -> &CallPatch {
-        match &event.data {
-            EventData::Call(patch) => patch,
-            other => panic!("expected call data, got {other:?}"),
-        }
     }
 
     /// A status callback with these fields, in this order.

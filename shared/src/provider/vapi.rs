@@ -721,6 +721,7 @@ mod tests {
 
     use super::*;
     use crate::error::Error;
+    use crate::provider::testing::patch;
     use crate::record::CallRecord;
     use serde_json::json;
 
@@ -759,13 +760,6 @@ mod tests {
     fn error(body: &[u8]) -> Error {
         let provider: &dyn Provider = &Vapi;
         provider.parse(body, &ctx()).unwrap_err()
-    }
-
-    fn patch(event: &CanonicalEvent) -> &CallPatch {
-        match &event.data {
-            EventData::Call(patch) => patch,
-            other => panic!("expected call data, got {other:?}"),
-        }
     }
 
     fn fixture(body: &[u8]) -> Value {
