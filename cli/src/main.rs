@@ -14,6 +14,7 @@ mod replay;
 mod send;
 mod stack;
 mod state;
+mod ui;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -79,6 +80,9 @@ enum Command {
         #[command(subcommand)]
         command: quarantine::Command,
     },
+    /// A local, read-only web view of the calls: the list with its filters, each call with its
+    /// conversation, its events and their raw bodies (served on 127.0.0.1).
+    Ui(ui::Args),
 }
 
 fn main() -> ExitCode {
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
             Command::Replay(args) => replay::run(args).await,
             Command::Failures { command } => failures::run(command).await,
             Command::Quarantine { command } => quarantine::run(command).await,
+            Command::Ui(args) => ui::run(args).await,
         }
     });
     match result {
