@@ -231,17 +231,19 @@ impl std::error::Error for BadRequest {}
 const STYLE: &str = "\
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2329;background:#f6f7f9}\
 header{background:#1d2329;color:#fff;padding:.6em 1.5em}header a{color:#fff;text-decoration:none;font-weight:600}\
-main{padding:1em 1.5em;max-width:1200px}\
+main{padding:1em 1.5em}h1{font-size:1.5em;margin:.3em 0 .6em}h2{font-size:1.15em}\
+.columns{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1.2fr);gap:1.5em}\
+.columns h2:first-child{margin-top:0}.scroll{overflow-x:auto}.nowrap{white-space:nowrap}\
 table{border-collapse:collapse;width:100%;background:#fff}\
-th,td{text-align:left;padding:.35em .6em;border-bottom:1px solid #e3e6ea;vertical-align:top}\
+th,td{text-align:left;padding:.35em .6em;font-size:14px;border-bottom:1px solid #e3e6ea;vertical-align:top}\
 th{background:#eef0f3;font-weight:600;font-size:13px}\
 td.mono,.mono{font-family:ui-monospace,monospace;font-size:13px}\
 form.filters{display:flex;flex-wrap:wrap;gap:.5em;align-items:end;margin-bottom:1em}\
 form.filters label{display:flex;flex-direction:column;font-size:12px;color:#555}\
 dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:.2em 1em;background:#fff;padding:1em}\
-dl.facts dt{color:#555}dl.facts dd{margin:0}\
+dl.facts dt{color:#555}dl.facts dd{margin:0;overflow-wrap:anywhere}\
 .chat{display:flex;flex-direction:column;gap:.5em;background:#fff;padding:1em}\
-.turn{max-width:70%;padding:.5em .8em;border-radius:10px;white-space:pre-wrap}\
+.turn{max-width:80%;padding:.5em .8em;border-radius:10px;white-space:pre-wrap}\
 .turn .role{display:block;font-size:11px;color:#666;text-transform:uppercase}\
 .turn.agent{align-self:flex-start;background:#e8eefc}\
 .turn.user{align-self:flex-end;background:#e3f5e1}\
@@ -417,7 +419,7 @@ async fn list(
         out.push_str("<p class=\"empty\">No calls match.</p>");
     } else {
         out.push_str(
-            "<table class=\"calls\"><thead><tr><th>started (UTC)</th><th>provider</th>\
+            "<div class=\"scroll\"><table class=\"calls\"><thead><tr><th>started (UTC)</th><th>provider</th>\
              <th>call id</th><th>direction</th><th>from</th><th>to</th><th>status</th>\
              <th>outcome</th><th>duration</th><th>agent</th></tr></thead><tbody>",
         );
@@ -429,7 +431,7 @@ async fn list(
             }
             let _ = write!(
                 out,
-                "<tr class=\"call\"><td class=\"mono\">{}</td><td>{}</td>\
+                "<tr class=\"call\"><td class=\"mono nowrap\">{}</td><td>{}</td>\
                  <td class=\"mono\"><a href=\"{}\">{}</a></td><td>{}</td><td class=\"mono\">{}</td>\
                  <td class=\"mono\">{}</td><td>{}</td><td>{outcome}</td><td>{}</td><td class=\"mono\">{}</td></tr>",
                 escape(&datetime(r.started_at.or(r.ended_at).or(r.first_event_at))),
@@ -444,7 +446,7 @@ async fn list(
                 escape(&dash(r.agent.as_ref().and_then(|a| a.id.as_deref()))),
             );
         }
-        out.push_str("</tbody></table>");
+        out.push_str("</tbody></table></div>");
     }
     if let (true, Some(last)) = (more, calls.last()) {
         let mut next: Vec<String> = query
@@ -507,7 +509,8 @@ async fn call(store: &Store, provider: &str, id: &str) -> Result<(String, String
         .ok_or_else(|| NotFound(format!("no {provider} call {id}")))?;
     let r = &record;
     let mut out = format!(
-        "<h1>{} call <span class=\"mono\">{}</span></h1><dl class=\"facts\">",
+        "<h1>{} call <span class=\"mono\">{}</span></h1><div class=\"columns\"><section>\
+         <dl class=\"facts\">",
         escape(&r.provider),
         escape(&r.call_id)
     );
@@ -588,6 +591,28 @@ async fn call(store: &Store, provider: &str, id: &str) -> Result<(String, String
         }
         out.push_str("</dl>");
     }
+    let _ = write!(
+        out,
+        "</section><section><h2>Conversation ({} turns)</h2><div class=\"chat\">",
+        r.transcript.len()
+    );
+    for turn in &r.transcript {
+        let side = match turn.role.as_str() {
+            "agent" | "assistant" | "bot" => "agent",
+            "user" | "caller" | "customer" | "human" => "user",
+            _ => "other",
+        };
+        let _ = write!(
+            out,
+            "<div class=\"turn {side}\"><span class=\"role\">{}</span>{}</div>",
+            escape(&turn.role),
+            escape(&turn.content)
+        );
+    }
+    if r.transcript.is_empty() {
+        out.push_str("<p class=\"empty\">No conversation stored.</p>");
+    }
+    out.push_str("</div></section></div>");
     for (name, value) in [
         ("Dynamic variables", r.dynamic_variables.as_ref()),
         ("Metadata", r.metadata.as_ref()),
@@ -606,25 +631,6 @@ async fn call(store: &Store, provider: &str, id: &str) -> Result<(String, String
             out.push_str("</dl>");
         }
     }
-    let _ = write!(
-        out,
-        "<h2>Conversation ({} turns)</h2><div class=\"chat\">",
-        r.transcript.len()
-    );
-    for turn in &r.transcript {
-        let side = match turn.role.as_str() {
-            "agent" | "assistant" | "bot" => "agent",
-            "user" | "caller" | "customer" | "human" => "user",
-            _ => "other",
-        };
-        let _ = write!(
-            out,
-            "<div class=\"turn {side}\"><span class=\"role\">{}</span>{}</div>",
-            escape(&turn.role),
-            escape(&turn.content)
-        );
-    }
-    out.push_str("</div>");
     out.push_str(&events_table(store, r).await?);
     Ok((format!("{} call {}", r.provider, r.call_id), out))
 }

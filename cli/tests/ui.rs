@@ -12,6 +12,7 @@ use std::time::Duration;
 
 const BIN: &str = env!("CARGO_BIN_EXE_callhook");
 const VOX_CALL: &str = "3079f46c-d141-4cd9-805f-69f212136b66";
+const RETELL_CALL: &str = "call_5d2a8f0c3b7e41a9c6d4e2f1a8b3c790";
 const ANSWERED: &str = "CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d";
 const MISSED: &str = "CA0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 const HOSTILE_CALL: &str = "hostile-3079f46c";
@@ -379,13 +380,23 @@ async fn chromium_renders_every_page_and_payload_script_stays_inert_text() {
     let call = render(
         &browser,
         &profile,
-        &format!("{}/calls/vox/{VOX_CALL}", ui.base),
+        &format!("{}/calls/retell/{RETELL_CALL}", ui.base),
         "call",
     );
-    assert!(call.contains("안녕하세요. 무엇을 도와드릴까요?"), "{call}");
-    assert_eq!(call.matches("class=\"turn agent\"").count(), 1);
-    assert_eq!(call.matches("class=\"turn user\"").count(), 1);
-    let link = event_links(&call).into_iter().next().unwrap();
+    assert!(call.contains("Thanks for calling Mission Dental"), "{call}");
+    assert!(call.contains("Dana moved her Thursday cleaning"), "{call}");
+    assert_eq!(call.matches("class=\"turn agent\"").count(), 3);
+    assert_eq!(call.matches("class=\"turn user\"").count(), 2);
+    let vox = render(
+        &browser,
+        &profile,
+        &format!("{}/calls/vox/{VOX_CALL}", ui.base),
+        "call-vox",
+    );
+    assert!(vox.contains("안녕하세요. 무엇을 도와드릴까요?"), "{vox}");
+    assert_eq!(vox.matches("class=\"turn agent\"").count(), 1);
+    assert_eq!(vox.matches("class=\"turn user\"").count(), 1);
+    let link = event_links(&vox).into_iter().next().unwrap();
     let raw = render(
         &browser,
         &profile,
