@@ -16,6 +16,9 @@ const RETELL_CALL: &str = "call_5d2a8f0c3b7e41a9c6d4e2f1a8b3c790";
 const ANSWERED: &str = "CA7f3b2c9e1d4a4f8b9c0d1e2f3a4b5c6d";
 const MISSED: &str = "CA0a1b2c3d4e5f60718293a4b5c6d7e8f9";
 const HOSTILE_CALL: &str = "hostile-3079f46c";
+/// A call id with markup, quotes, a slash and a percent sign: escaped in the page, encoded in
+/// links, and still found.
+const ODD_CALL: &str = "odd<b>\"x'/%2F#1";
 const SCRIPT: &str = "<script>alert(1)</script>";
 const IMG: &str = "\"><img src=x onerror=alert(2)>";
 
@@ -37,6 +40,11 @@ async fn seeded() -> Stack {
             "javascript:alert(3)",
         );
     let reply = stack.send("vox", body.as_bytes()).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let odd = String::from_utf8(fixture("vox", "v2_call_ended"))
+        .unwrap()
+        .replace(VOX_CALL, &ODD_CALL.replace('"', "\\\""));
+    let reply = stack.send("vox", odd.as_bytes()).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     stack.drain().await;
     stack
@@ -69,6 +77,7 @@ impl Ui {
             .env("CALLHOOK_DYNAMODB_ENDPOINT", endpoint())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut line = String::new();
@@ -76,7 +85,12 @@ impl Ui {
             .read_line(&mut line)
             .unwrap();
         let expected = format!("http://127.0.0.1:{port}/");
-        assert!(line.contains(&expected), "printed {line:?}");
+        if !line.contains(&expected) {
+            let _ = child.kill();
+            let mut stderr = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+            panic!("`callhook ui` printed {line:?}, not its URL; stderr: {stderr}");
+        }
         Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -205,11 +219,28 @@ async fn the_ui_lists_filters_pages_and_shows_calls_with_payload_html_as_text() 
     }
     let mut expected: Vec<String> = SEED_CALLS.iter().map(|(_, id, _)| id.to_string()).collect();
     expected.push(HOSTILE_CALL.to_owned());
+    expected.push("odd&lt;b&gt;&quot;x&#39;/%2F#1".to_owned());
     let mut sorted = seen.clone();
     sorted.sort();
     expected.sort();
     assert_eq!(sorted, expected, "every call once over {pages} pages");
     assert_eq!(pages, 3);
+    let odd = get(&ui, "/calls?provider=vox");
+    assert_inert(&odd.body);
+    let href = odd
+        .body
+        .split("<a href=\"")
+        .filter_map(|rest| rest.split('"').next())
+        .find(|href| href.starts_with("/calls/vox/odd"))
+        .unwrap()
+        .to_owned();
+    assert_eq!(href, "/calls/vox/odd%3Cb%3E%22x%27%2F%252F%231");
+    let odd = get(&ui, &href);
+    assert!(odd.body.contains("odd&lt;b&gt;&quot;x&#39;/%2F#1"));
+    assert!(!event_links(&odd.body).is_empty());
+    for link in event_links(&odd.body) {
+        get(&ui, &link);
+    }
 
     // Filters, as `calls list` takes them.
     let missed = get(&ui, "/calls?provider=clawops&missed=1");
@@ -367,7 +398,7 @@ async fn chromium_renders_every_page_and_payload_script_stays_inert_text() {
 
     let list = render(&browser, &profile, &format!("{}/calls", ui.base), "list");
     let ids = rows(&list);
-    assert_eq!(ids.len(), SEED_CALLS.len() + 1, "{list}");
+    assert_eq!(ids.len(), SEED_CALLS.len() + 2, "{list}");
 
     let filtered = render(
         &browser,
