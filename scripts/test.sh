@@ -29,6 +29,10 @@ CALLHOOK_TEST_DYNAMODB_ENDPOINT="$(scripts/dynamodb-local.sh start --pidfile "$p
 export CALLHOOK_TEST_DYNAMODB_ENDPOINT CALLHOOK_TEST_DYNAMODB_PIDFILE="$pidfile"
 echo "DynamoDB Local at $CALLHOOK_TEST_DYNAMODB_ENDPOINT" >&2
 
+step "Chromium (the web view's browser test)"
+CALLHOOK_CHROMIUM="$(scripts/chromium.sh)"
+export CALLHOOK_CHROMIUM
+
 step "tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
