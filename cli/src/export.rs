@@ -1,4 +1,4 @@
-//! `callhook export --format jsonl|csv`: the call records, for analysis elsewhere.
+//! `callhook export [--format jsonl|csv]`: the call records, for analysis elsewhere.
 //!
 //! CSV goes through the `csv` crate (RFC 4180 quoting). A spreadsheet that opens the file would
 //! take a cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return for a formula, and a
@@ -25,9 +25,10 @@ pub enum Format {
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// jsonl: the records as they are. csv: a cell starting with `=`, `+`, `-`, `@`, a tab or a
-    /// carriage return gets a leading `'`, so that spreadsheets take it as text, not a formula.
-    #[arg(long, value_enum)]
+    /// jsonl (the default): the records as they are. csv: a cell starting with `=`, `+`, `-`, `@`,
+    /// a tab or a carriage return gets a leading `'`, so that spreadsheets take it as text, not a
+    /// formula.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     format: Format,
     /// Write here instead of to standard output.
     #[arg(short, long, value_name = "FILE")]

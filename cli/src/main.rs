@@ -65,7 +65,7 @@ enum Command {
     },
     /// Every stored event of a call, oldest first, with dedupe keys and raw bodies.
     Events(events::Args),
-    /// Export call records as JSON lines or CSV.
+    /// Export call records as JSON lines (the default) or CSV.
     Export(export::Args),
     /// Rebuild call records from their stored raw events with today's parsers and merge.
     Replay(replay::Args),

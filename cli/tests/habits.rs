@@ -59,7 +59,7 @@ async fn csv_export_neutralizes_formulas_and_jsonl_keeps_values() {
         rows[0][i].to_owned()
     };
     // AND every cell a spreadsheet would evaluate starts with a `'`
-    assert_eq!(cell("summary"), format!("'{HYPERLINK}"));
+    assert_eq!(cell("summary"), format!("'{HYPERLINK}"), "{text}");
     assert_eq!(cell("from_number"), "'+14155550123");
     assert_eq!(cell("agent_id"), "'@SUM(1+1)");
     // AND the rest is as stored: the transcript cell is JSON (it starts with `[`, no formula)
@@ -77,6 +77,21 @@ async fn csv_export_neutralizes_formulas_and_jsonl_keeps_values() {
     let record: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
     assert_eq!(record["from_number"], "+14155550123");
     assert_eq!(record["analysis"]["summary"], HYPERLINK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_writes_json_lines_unless_told_otherwise() {
+    let stack = stack_with_a_hostile_call().await;
+    // WHEN `export` is run without --format
+    let default = ok(&stack, &["export"]);
+    // THEN it writes what --format jsonl writes: one JSON record per line
+    assert_eq!(default, ok(&stack, &["export", "--format", "jsonl"]));
+    let lines: Vec<Value> = default
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["call_id"], VOX_CALL);
 }
 
 /// The documented CSV header (README and `export --help`).
