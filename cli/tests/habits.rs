@@ -101,3 +101,26 @@ fn callhook_columns() -> &'static str {
      summary,sentiment,transcript_turns,transcript,events,first_event_at,last_event_at,\
      sensitive_data_opt_out"
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn since_takes_ages_dates_and_unix_ms() {
+    // The call started on 2025-03-11T00:18:32Z.
+    let stack = stack_with_a_hostile_call().await;
+    let exported = |since: &str| ok(&stack, &["export", "--since", since]).lines().count();
+    // An age of many units, or several: humantime's forms
+    assert_eq!(exported("1h 30m"), 0);
+    assert_eq!(exported("30m"), 0);
+    assert_eq!(exported("7d"), 0);
+    assert_eq!(exported("1000weeks"), 1);
+    assert_eq!(exported("20years 3months"), 1);
+    // Dates, RFC 3339 and unix milliseconds as before
+    assert_eq!(exported("2025-03-10"), 1);
+    assert_eq!(exported("2025-03-12"), 0);
+    assert_eq!(exported("2025-03-11T00:18:00Z"), 1);
+    assert_eq!(exported("1741652312146"), 1);
+    assert_eq!(exported("1741652312147"), 0);
+    // Anything else is refused with the forms it takes
+    let out = common::run(&stack, &["export", "--since", "5 parsecs"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("1h 30m"));
+}
