@@ -35,8 +35,6 @@ pub struct Args {
     output: Option<PathBuf>,
     #[command(flatten)]
     filter: FilterArgs,
-    #[command(flatten)]
-    stack: StackArgs,
 }
 
 /// The CSV columns, in order.
@@ -68,8 +66,8 @@ pub const CSV_COLUMNS: [&str; 25] = [
     "sensitive_data_opt_out",
 ];
 
-pub async fn run(args: Args) -> Result<(), Error> {
-    let stack = args.stack.connect().await?;
+pub async fn run(args: Args, stack: &StackArgs) -> Result<(), Error> {
+    let stack = stack.connect().await?;
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
@@ -100,7 +98,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
         .output
         .as_ref()
         .map_or("standard output".to_owned(), |p| p.display().to_string());
-    eprintln!("Exported {count} calls to {to}.");
+    crate::remark!("Exported {count} calls to {to}.");
     Ok(())
 }
 

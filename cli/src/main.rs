@@ -42,13 +42,23 @@ Commands find the local stack (`make dev`) through .local/dev.json when run from
 folder. For a deployed stack, name its tables with --events-table and --calls-table (or \
 CALLHOOK_EVENTS_TABLE and CALLHOOK_CALLS_TABLE, the stack outputs EventsTableName and \
 CallsTableName); credentials and region come from the standard AWS chain (AWS_PROFILE, \
-AWS_REGION, ...).
+AWS_REGION, ...). These options, -v and -q go before or after the subcommand.
 
 Exit status: 0 done, 1 failed (or a delivery was refused), 2 bad arguments, 3 nothing found."
 )]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    stack: stack::StackArgs,
+    /// More logging on standard error: -v info, -vv debug (the AWS SDK's requests too), -vvv
+    /// trace (RUST_LOG overrides them). `dev` logs info without it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// No progress bars and no remarks on standard error; data, warnings and errors are still
+    /// printed.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    quiet: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,6 +93,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    output::set_quiet(cli.quiet);
+    let default_level = match cli.command {
+        Command::Dev(_) => tracing::Level::INFO,
+        _ => tracing::Level::WARN,
+    };
+    let log = output::log_filter(default_level, cli.verbose, cli.quiet);
+    if !matches!(cli.command, Command::Dev(_)) {
+        tracing_subscriber::fmt()
+            .with_env_filter(log.clone())
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -95,15 +118,16 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
+        let stack = &cli.stack;
         match cli.command {
-            Command::Dev(args) => dev::run(args).await,
-            Command::Send(args) => send::run(args).await,
-            Command::Calls { command } => calls::run(command).await,
-            Command::Events(args) => events::run(args).await,
-            Command::Export(args) => export::run(args).await,
-            Command::Replay(args) => replay::run(args).await,
-            Command::Failures { command } => failures::run(command).await,
-            Command::Quarantine { command } => quarantine::run(command).await,
+            Command::Dev(args) => dev::run(args, log).await,
+            Command::Send(args) => send::run(args, &stack.state).await,
+            Command::Calls { command } => calls::run(command, stack).await,
+            Command::Events(args) => events::run(args, stack).await,
+            Command::Export(args) => export::run(args, stack).await,
+            Command::Replay(args) => replay::run(args, stack).await,
+            Command::Failures { command } => failures::run(command, stack).await,
+            Command::Quarantine { command } => quarantine::run(command, stack).await,
         }
     });
     match result {

@@ -55,8 +55,8 @@ pub struct Args {
     /// Print each delivery's answer as JSON.
     #[arg(long)]
     json: bool,
-    /// The local stack's state file (its URL and dev credentials).
-    #[arg(long, env = "CALLHOOK_STATE", default_value = crate::state::DEFAULT_PATH, value_name = "FILE")]
+    /// The local stack's state file (its URL and dev credentials): the global --state.
+    #[arg(skip)]
     state: PathBuf,
 }
 
@@ -91,7 +91,8 @@ fn content_type_of(body: &[u8]) -> &'static str {
     }
 }
 
-pub async fn run(mut args: Args) -> Result<(), Error> {
+pub async fn run(mut args: Args, state_file: &Path) -> Result<(), Error> {
+    args.state = state_file.to_owned();
     if let Some(path) = args.secret_file.take() {
         args.secret = Some(read_key(&path, "secret")?);
     }
@@ -167,7 +168,7 @@ pub async fn run(mut args: Args) -> Result<(), Error> {
     }
     if args.json {
         print_json(&Value::Array(answers));
-    } else if deliveries.len() > 1 {
+    } else if deliveries.len() > 1 && !crate::output::quiet() {
         eprintln!(
             "\n{} sent, {} accepted, {rejected} refused. See them with: callhook calls list",
             deliveries.len(),

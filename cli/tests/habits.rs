@@ -4,6 +4,7 @@
 
 use callhook_e2e::{Stack, fixture};
 use serde_json::Value;
+use std::process::{Command, Output, Stdio};
 
 mod common;
 
@@ -123,4 +124,113 @@ async fn since_takes_ages_dates_and_unix_ms() {
     let out = common::run(&stack, &["export", "--since", "5 parsecs"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("1h 30m"));
+}
+
+/// `callhook ARGS` with none of the caller's `CALLHOOK_*` or `AWS_*` variables: the stack is
+/// named by options only.
+fn bare(args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_callhook"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("CALLHOOK_") || key.starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    command.args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+fn stdout_of(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stack_options_go_before_or_after_the_subcommand() {
+    let stack = stack_with_a_hostile_call().await;
+    let endpoint = callhook_e2e::endpoint();
+    let tables = [
+        "--events-table",
+        &stack.config.events_table,
+        "--calls-table",
+        &stack.config.calls_table,
+        "--endpoint",
+        &endpoint,
+    ];
+    // The tables and endpoint, before the subcommand, after it, or some of each
+    let before = stdout_of(&bare(&[&tables[..], &["export"]].concat()));
+    assert!(before.contains(VOX_CALL), "{before}");
+    let after = stdout_of(&bare(&[&["export"][..], &tables].concat()));
+    assert_eq!(after, before);
+    let mixed = stdout_of(&bare(
+        &[&tables[..2], &["calls", "list"], &tables[2..]].concat(),
+    ));
+    assert!(mixed.contains(VOX_CALL), "{mixed}");
+    // --number-index-key before or after: numbers are looked up hashed with it, and this stack
+    // keeps them as they are, so the call is not found through its number with a key
+    let by_number = [&tables[..], &["export", "--number", "+14155550123"]].concat();
+    assert_eq!(stdout_of(&bare(&by_number)), before);
+    let keyed_before = [&["--number-index-key", "k"][..], &by_number].concat();
+    let keyed_after = [&by_number[..], &["--number-index-key", "k"]].concat();
+    assert_eq!(stdout_of(&bare(&keyed_before)), "");
+    assert_eq!(stdout_of(&bare(&keyed_after)), "");
+    // --state before or after: a state file naming the same tables
+    let dir = std::env::temp_dir().join(format!("callhook-habits-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("dev.json");
+    let file = serde_json::json!({
+        "dynamodb_endpoint": endpoint,
+        "events_table": stack.config.events_table,
+        "calls_table": stack.config.calls_table,
+        "base_url": "http://127.0.0.1:9",
+        "opt_out_policy": "keep",
+        "webhooks": {},
+        "pid": std::process::id(),
+    });
+    std::fs::write(&state, file.to_string()).unwrap();
+    let state = state.to_str().unwrap();
+    assert_eq!(stdout_of(&bare(&["--state", state, "export"])), before);
+    assert_eq!(stdout_of(&bare(&["export", "--state", state])), before);
+    let missing = bare(&["--state", "/nonexistent/dev.json", "export"]);
+    assert_eq!(missing.status.code(), Some(3));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verbose_logs_more_and_quiet_keeps_only_the_data() {
+    let stack = stack_with_a_hostile_call().await;
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    // By default: the data, a remark, no debug logging
+    let plain = common::run(&stack, &["export"]);
+    let data = stdout_of(&plain);
+    assert!(
+        stderr(&plain).contains("Exported 1 calls"),
+        "{}",
+        stderr(&plain)
+    );
+    assert!(!stderr(&plain).contains("DEBUG"), "{}", stderr(&plain));
+    // -q, before or after the subcommand: the same data, nothing else
+    for args in [&["-q", "export"][..], &["export", "--quiet"]] {
+        let quiet = common::run(&stack, args);
+        assert_eq!(stdout_of(&quiet), data);
+        assert_eq!(stderr(&quiet), "", "{args:?}");
+    }
+    // -v is repeatable: -vv logs at debug (the SDK's requests among it)
+    for args in [&["-vv", "export"][..], &["export", "-v", "-v"]] {
+        let verbose = common::run(&stack, args);
+        assert_eq!(stdout_of(&verbose), data);
+        assert!(
+            stderr(&verbose).contains("DEBUG"),
+            "{args:?}: {}",
+            stderr(&verbose)
+        );
+    }
+    let info = common::run(&stack, &["-v", "export"]);
+    assert!(!stderr(&info).contains("DEBUG"), "{}", stderr(&info));
+    // Both at once is an argument error
+    let both = common::run(&stack, &["-q", "-v", "export"]);
+    assert_eq!(both.status.code(), Some(2));
 }
