@@ -133,12 +133,64 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("callhook: {e}");
+            eprintln!("callhook: {}", with_causes(&*e));
             if e.is::<NotFound>() {
                 ExitCode::from(3)
             } else {
                 ExitCode::FAILURE
             }
         }
+    }
+}
+
+/// An error followed by its causes (its `source()` chain), each after a colon:
+/// `<error>: <cause>: <cause>`. A cause whose text is already in the line is not repeated.
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let text = next.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = next.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn errors_are_told_with_their_causes() {
+        let io = Layer("connection refused", None);
+        let connect = Layer("tcp connect error", Some(Box::new(io)));
+        let error = Layer("cannot reach x", Some(Box::new(connect)));
+        assert_eq!(
+            with_causes(&error),
+            "cannot reach x: tcp connect error: connection refused"
+        );
+        let repeated = Layer(
+            "read failed: disk gone",
+            Some(Box::new(Layer("disk gone", None))),
+        );
+        assert_eq!(with_causes(&repeated), "read failed: disk gone");
     }
 }

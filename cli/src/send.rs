@@ -149,8 +149,8 @@ pub async fn run(mut args: Args, state_file: &Path) -> Result<(), Error> {
                     });
                     (status, body)
                 }
-                Ok(Err(e)) => return Err(unreachable(&url, &e.to_string())),
-                Err(_) => return Err(unreachable(&url, "no answer within 15 s")),
+                Ok(Err(e)) => return Err(unreachable(&url, e.into())),
+                Err(_) => return Err(unreachable(&url, "no answer within 15 s".into())),
             };
         if !(200..300).contains(&status) {
             rejected += 1;
@@ -330,9 +330,35 @@ fn encode(value: &str) -> String {
     out
 }
 
-fn unreachable(url: &str, why: &str) -> Error {
-    format!("cannot reach {url}: {why} (is the stack running? `make dev` starts the local one)")
-        .into()
+/// A delivery that reached nothing: the URL, and why as its cause (the connection's error and its
+/// own causes, or the timeout).
+#[derive(Debug)]
+struct Unreachable {
+    url: String,
+    why: Error,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot reach {} (is the stack running? `make dev` starts the local one)",
+            self.url
+        )
+    }
+}
+
+impl std::error::Error for Unreachable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.why)
+    }
+}
+
+fn unreachable(url: &str, why: Error) -> Error {
+    Box::new(Unreachable {
+        url: url.to_owned(),
+        why,
+    })
 }
 
 fn line(delivery: &Delivery, status: u16, body: &Value) -> String {

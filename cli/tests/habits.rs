@@ -234,3 +234,38 @@ async fn verbose_logs_more_and_quiet_keeps_only_the_data() {
     let both = common::run(&stack, &["-q", "-v", "export"]);
     assert_eq!(both.status.code(), Some(2));
 }
+
+#[test]
+fn errors_are_printed_with_their_causes() {
+    // Nothing listens on this port
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let out = bare(&[
+        "send",
+        "vox",
+        "v2_call_started",
+        "--url",
+        &url,
+        "--token",
+        "t",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.trim_end();
+    // One line: the error, then each cause after a colon, down to the refused connection
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.starts_with(&format!("callhook: cannot reach {url}/webhooks/vox (")),
+        "{line}"
+    );
+    let causes: Vec<&str> = line.split(": ").skip(2).collect();
+    assert!(causes.len() >= 2, "{line}");
+    assert!(
+        causes.last().unwrap().contains("Connection refused"),
+        "{line}"
+    );
+}
