@@ -15,7 +15,7 @@ mod send;
 mod stack;
 mod state;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::process::ExitCode;
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -89,10 +89,39 @@ enum Command {
         #[command(subcommand)]
         command: quarantine::Command,
     },
+    /// Print the completion script of a shell for callhook (for example
+    /// `callhook completions bash > ~/.local/share/bash-completion/completions/callhook`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print callhook's man page (roff) on standard output (`callhook man | man -l -`).
+    Man,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match cli.command {
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "callhook",
+                &mut std::io::stdout(),
+            );
+            return ExitCode::SUCCESS;
+        }
+        Command::Man => {
+            return match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("callhook: cannot write the man page: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        _ => {}
+    }
     output::set_quiet(cli.quiet);
     let default_level = match cli.command {
         Command::Dev(_) => tracing::Level::INFO,
@@ -128,6 +157,7 @@ fn main() -> ExitCode {
             Command::Replay(args) => replay::run(args, stack).await,
             Command::Failures { command } => failures::run(command, stack).await,
             Command::Quarantine { command } => quarantine::run(command, stack).await,
+            Command::Completions { .. } | Command::Man => Ok(()),
         }
     });
     match result {

@@ -269,3 +269,26 @@ fn errors_are_printed_with_their_causes() {
         "{line}"
     );
 }
+
+#[test]
+fn completions_for_every_shell_and_a_man_page() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = bare(&["completions", shell]);
+        let script = stdout_of(&out);
+        assert!(!script.trim().is_empty(), "{shell}");
+        assert!(script.contains("callhook"), "{shell}: {script}");
+        // the subcommands and the global options are completed
+        assert!(
+            script.contains("export") && script.contains("calls-table"),
+            "{shell}"
+        );
+    }
+    let out = bare(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    let page = stdout_of(&bare(&["man"]));
+    assert!(page.contains(".TH callhook"), "{page}");
+    assert!(
+        page.contains("completions") && page.contains("export"),
+        "{page}"
+    );
+}
