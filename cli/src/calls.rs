@@ -26,8 +26,6 @@ pub struct ListArgs {
     /// Print the call records as a JSON array.
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    stack: StackArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -38,19 +36,17 @@ pub struct ShowArgs {
     /// Print the record's JSON contract.
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    stack: StackArgs,
 }
 
-pub async fn run(command: Command) -> Result<(), Error> {
+pub async fn run(command: Command, stack: &StackArgs) -> Result<(), Error> {
     match command {
-        Command::List(args) => list(args).await,
-        Command::Show(args) => show(args).await,
+        Command::List(args) => list(args, stack).await,
+        Command::Show(args) => show(args, stack).await,
     }
 }
 
-async fn list(args: ListArgs) -> Result<(), Error> {
-    let stack = args.stack.connect().await?;
+async fn list(args: ListArgs, stack: &StackArgs) -> Result<(), Error> {
+    let stack = stack.connect().await?;
     let items = args
         .filter
         .newest(&stack.store, args.limit as usize)
@@ -64,7 +60,7 @@ async fn list(args: ListArgs) -> Result<(), Error> {
         return Ok(());
     }
     if items.is_empty() {
-        eprintln!("No calls match.");
+        crate::remark!("No calls match.");
         return Ok(());
     }
     let mut table = Table::new(&[
@@ -101,13 +97,13 @@ async fn list(args: ListArgs) -> Result<(), Error> {
     }
     print!("{}", table.render());
     if count == args.limit as usize {
-        eprintln!("(the newest {count}; --limit shows more)");
+        crate::remark!("(the newest {count}; --limit shows more)");
     }
     Ok(())
 }
 
-async fn show(args: ShowArgs) -> Result<(), Error> {
-    let stack = args.stack.connect().await?;
+async fn show(args: ShowArgs, stack: &StackArgs) -> Result<(), Error> {
+    let stack = stack.connect().await?;
     let record = stack
         .store
         .load_call(&args.provider, &args.call_id)

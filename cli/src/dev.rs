@@ -35,12 +35,10 @@ pub struct Args {
 
 use crate::Error;
 
-pub async fn run(args: Args) -> Result<(), Error> {
+/// `log`: the filter `-v`/`-q` asked for (info by default).
+pub async fn run(args: Args, log: tracing_subscriber::EnvFilter) -> Result<(), Error> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
+        .with_env_filter(log)
         .with_target(false)
         .with_ansi(std::io::stdout().is_terminal())
         .init();
@@ -69,7 +67,9 @@ pub async fn run(args: Args) -> Result<(), Error> {
         &urls,
         &generated,
     )?;
-    print_banner(&endpoint, &config, &urls, &generated, &args.state_file);
+    if !crate::output::quiet() {
+        print_banner(&endpoint, &config, &urls, &generated, &args.state_file);
+    }
 
     let poller = tokio::spawn(poll_forever(
         runner,

@@ -17,12 +17,10 @@ pub struct Args {
     /// Print the events as a JSON array (bodies included with --raw).
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    stack: StackArgs,
 }
 
-pub async fn run(args: Args) -> Result<(), Error> {
-    let stack = args.stack.connect().await?;
+pub async fn run(args: Args, stack: &StackArgs) -> Result<(), Error> {
+    let stack = stack.connect().await?;
     let key = callhook::event::record_key(
         &args.provider,
         callhook::EventType::CallStarted,

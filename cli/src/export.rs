@@ -1,4 +1,9 @@
-//! `callhook export --format jsonl|csv`: the call records, for analysis elsewhere.
+//! `callhook export [--format jsonl|csv]`: the call records, for analysis elsewhere.
+//!
+//! CSV goes through the `csv` crate (RFC 4180 quoting). A spreadsheet that opens the file would
+//! take a cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return for a formula, and a
+//! caller controls much of a record (numbers, transcript, summary): such cells get a leading `'`,
+//! which spreadsheets read as "text" and do not show. JSON lines keep every value as it is.
 
 use crate::Error;
 use crate::filter::FilterArgs;
@@ -12,21 +17,24 @@ use std::path::PathBuf;
 pub enum Format {
     /// One JSON record (the contract) per line.
     Jsonl,
-    /// One row per call, the main fields as columns (times in RFC 3339, UTC).
+    /// One row per call, the main fields as columns (times in RFC 3339, UTC); cells starting
+    /// with `=`, `+`, `-`, `@`, a tab or a carriage return get a leading `'` so that spreadsheets
+    /// take them as text, not formulas (a number such as +14155550123 becomes '+14155550123).
     Csv,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    #[arg(long, value_enum)]
+    /// jsonl (the default): the records as they are. csv: a cell starting with `=`, `+`, `-`, `@`,
+    /// a tab or a carriage return gets a leading `'`, so that spreadsheets take it as text, not a
+    /// formula.
+    #[arg(long, value_enum, default_value_t = Format::Jsonl)]
     format: Format,
     /// Write here instead of to standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     #[command(flatten)]
     filter: FilterArgs,
-    #[command(flatten)]
-    stack: StackArgs,
 }
 
 /// The CSV columns, in order.
@@ -58,24 +66,29 @@ pub const CSV_COLUMNS: [&str; 25] = [
     "sensitive_data_opt_out",
 ];
 
-pub async fn run(args: Args) -> Result<(), Error> {
-    let stack = args.stack.connect().await?;
-    let mut out: Box<dyn Write> = match &args.output {
+pub async fn run(args: Args, stack: &StackArgs) -> Result<(), Error> {
+    let stack = stack.connect().await?;
+    let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(path)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };
-    if let Format::Csv = args.format {
-        writeln!(out, "{}", CSV_COLUMNS.join(","))?;
-    }
+    let mut out = match args.format {
+        Format::Csv => {
+            let mut csv = csv::Writer::from_writer(out);
+            csv.write_record(CSV_COLUMNS)?;
+            Sink::Csv(Box::new(csv))
+        }
+        Format::Jsonl => Sink::Jsonl(out),
+    };
     let bar = progress(None, "calls");
     let mut selection = args.filter.select(&stack.store).await?;
     let mut count = 0u64;
     while let Some(item) = selection.next().await? {
         let record = stack.store.complete(&item).await?;
-        write_record(&mut out, args.format, &record)?;
+        out.write(&record)?;
         count += 1;
         bar.inc(1);
     }
@@ -85,23 +98,50 @@ pub async fn run(args: Args) -> Result<(), Error> {
         .output
         .as_ref()
         .map_or("standard output".to_owned(), |p| p.display().to_string());
-    eprintln!("Exported {count} calls to {to}.");
+    crate::remark!("Exported {count} calls to {to}.");
     Ok(())
 }
 
-fn write_record(out: &mut dyn Write, format: Format, record: &CallRecord) -> Result<(), Error> {
-    match format {
-        Format::Jsonl => {
-            serde_json::to_writer(&mut *out, &record.to_contract_json())?;
-            out.write_all(b"\n")?;
+/// Where the records go, in the chosen format.
+enum Sink {
+    Jsonl(Box<dyn Write>),
+    Csv(Box<csv::Writer<Box<dyn Write>>>),
+}
+
+impl Sink {
+    fn write(&mut self, record: &CallRecord) -> Result<(), Error> {
+        match self {
+            Self::Jsonl(out) => {
+                serde_json::to_writer(&mut *out, &record.to_contract_json())?;
+                out.write_all(b"\n")?;
+            }
+            Self::Csv(csv) => {
+                csv.write_record(
+                    csv_row(record)
+                        .iter()
+                        .map(|cell| neutralized(cell).into_owned()),
+                )?;
+            }
         }
-        Format::Csv => {
-            let row = csv_row(record);
-            let cells: Vec<String> = row.iter().map(|cell| csv_quote(cell)).collect();
-            writeln!(out, "{}", cells.join(","))?;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Self::Jsonl(out) => out.flush(),
+            Self::Csv(csv) => csv.flush(),
         }
     }
-    Ok(())
+}
+
+/// A cell a spreadsheet would take for a formula (it starts with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return) with a leading `'`, which makes it text; any other cell as it is.
+pub fn neutralized(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
 }
 
 /// The record's cells, in [`CSV_COLUMNS`] order.
@@ -158,24 +198,25 @@ pub fn csv_row(r: &CallRecord) -> [String; CSV_COLUMNS.len()] {
     ]
 }
 
-/// RFC 4180: a cell with a comma, quote or line break is quoted, its quotes doubled.
-fn csv_quote(cell: &str) -> String {
-    if cell.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", cell.replace('"', "\"\""))
-    } else {
-        cell.to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn csv_cells_are_quoted_only_when_needed() {
-        assert_eq!(csv_quote("plain"), "plain");
-        assert_eq!(csv_quote("a,b"), "\"a,b\"");
-        assert_eq!(csv_quote("say \"hi\"\nbye"), "\"say \"\"hi\"\"\nbye\"");
+    fn cells_a_spreadsheet_would_evaluate_are_made_text() {
+        for cell in ["=1+1", "+14155550123", "-2", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(neutralized(cell), format!("'{cell}"));
+        }
+        for cell in [
+            "",
+            "plain",
+            "0123",
+            "a=b",
+            "[{\"content\":\"=1\"}]",
+            "'quoted",
+        ] {
+            assert_eq!(neutralized(cell), cell);
+        }
     }
 
     #[test]

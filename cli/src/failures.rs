@@ -44,8 +44,6 @@ pub struct ListArgs {
     json: bool,
     #[command(flatten)]
     queue: QueueArgs,
-    #[command(flatten)]
-    stack: StackArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -69,14 +67,12 @@ pub struct ReplayArgs {
     json: bool,
     #[command(flatten)]
     queue: QueueArgs,
-    #[command(flatten)]
-    stack: StackArgs,
 }
 
-pub async fn run(command: Command) -> Result<(), Error> {
+pub async fn run(command: Command, stack: &StackArgs) -> Result<(), Error> {
     match command {
-        Command::List(args) => list(args).await,
-        Command::Replay(args) => replay(args).await,
+        Command::List(args) => list(args, stack).await,
+        Command::Replay(args) => replay(args, stack).await,
     }
 }
 
@@ -294,8 +290,8 @@ fn sqs_error<E: aws_sdk_sqs::error::ProvideErrorMetadata>(e: &E) -> String {
         .to_owned()
 }
 
-async fn list(args: ListArgs) -> Result<(), Error> {
-    let stack = args.stack.connect().await?;
+async fn list(args: ListArgs, stack: &StackArgs) -> Result<(), Error> {
+    let stack = stack.connect().await?;
     let queue = Queue::of(&stack, &args.queue);
     let entries = entries(&stack, &queue, 0).await?;
     if args.json {
@@ -303,7 +299,7 @@ async fn list(args: ListArgs) -> Result<(), Error> {
         return Ok(());
     }
     if entries.is_empty() {
-        eprintln!("No failures.");
+        crate::remark!("No failures.");
         return Ok(());
     }
     let mut table = Table::new(&["WHEN (UTC)", "KIND", "FUNCTION", "ID", "EVENT", "WHY"]);
@@ -321,8 +317,8 @@ async fn list(args: ListArgs) -> Result<(), Error> {
     Ok(())
 }
 
-async fn replay(args: ReplayArgs) -> Result<(), Error> {
-    let stack = args.stack.connect().await?;
+async fn replay(args: ReplayArgs, stack: &StackArgs) -> Result<(), Error> {
+    let stack = stack.connect().await?;
     let queue = Queue::of(&stack, &args.queue);
     let policy = stack.opt_out_policy(args.opt_out_policy.as_deref());
     let bus = match args.event_bus.as_deref().map(str::trim) {

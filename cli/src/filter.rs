@@ -21,7 +21,7 @@ pub struct FilterArgs {
     #[arg(long, value_name = "NUMBER")]
     pub number: Option<String>,
     /// Only calls started at or after this time: RFC 3339, a date (UTC), unix milliseconds, or an
-    /// age such as 30m, 12h or 7d.
+    /// age such as 30m, 12h, 7d or 1h 30m.
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub since: Option<i64>,
     /// Only calls started at or before this time (same forms as --since).
@@ -197,43 +197,21 @@ impl Selection<'_> {
     }
 }
 
-/// A point in time from the command line, as unix ms.
+/// A point in time from the command line, as unix ms: unix milliseconds, an age before now
+/// (`humantime`'s durations: `30m`, `24h`, `7d`, `1h 30m`, `2weeks`), a date (UTC) or RFC 3339.
 pub fn parse_time(text: &str) -> Result<i64, String> {
     let text = text.trim();
-    let now_ms = || {
-        i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis())
-                .unwrap_or_default(),
-        )
-        .unwrap_or(i64::MAX)
-    };
-    if let Some((number, unit)) = text
-        .char_indices()
-        .last()
-        .map(|(i, c)| (&text[..i], c))
-        .filter(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    {
-        let unit_ms: i64 = match unit {
-            's' => 1_000,
-            'm' => 60_000,
-            'h' => 3_600_000,
-            'd' => 86_400_000,
-            'w' => 604_800_000,
-            _ => 0,
-        };
-        if unit_ms > 0 {
-            let amount: i64 = number
-                .parse()
-                .map_err(|_| "the age is too large".to_owned())?;
-            return Ok(now_ms().saturating_sub(amount.saturating_mul(unit_ms)));
-        }
-    }
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         return text
             .parse()
             .map_err(|_| "the number is too large".to_owned());
+    }
+    if let Ok(age) = humantime::parse_duration(text) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let at = now.saturating_sub(age).as_millis();
+        return i64::try_from(at).map_err(|_| "the age is too large".to_owned());
     }
     let iso = if text.len() == 10 {
         format!("{text}T00:00:00Z")
@@ -243,7 +221,7 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
     callhook::timefmt::iso8601_to_ms(&iso).ok_or_else(|| {
         format!(
             "`{text}` is not a time: use RFC 3339 (2026-11-21T09:30:00Z), a date (2026-11-21), \
-             unix milliseconds, or an age (30m, 12h, 7d)"
+             unix milliseconds, or an age (30m, 12h, 7d, 1h 30m)"
         )
     })
 }
@@ -260,8 +238,12 @@ mod tests {
         let age = parse_time("2h").unwrap();
         let expected = parse_time("0s").unwrap() - 7_200_000;
         assert!((age - expected).abs() < 1_000);
+        let combined = parse_time("1h 30m").unwrap();
+        assert!((combined - (parse_time("0s").unwrap() - 5_400_000)).abs() < 1_000);
+        let week = parse_time("7d").unwrap();
+        assert!((week - (parse_time("0s").unwrap() - 604_800_000)).abs() < 1_000);
         assert!(parse_time("yesterday").is_err());
-        assert!(parse_time("5y").is_err());
+        assert!(parse_time("5 parsecs").is_err());
         assert!(parse_time("").is_err());
     }
 }

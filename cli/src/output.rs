@@ -2,8 +2,56 @@
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicBool, Ordering};
 use time::OffsetDateTime;
 use time::macros::format_description;
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// `-q`: no progress bars and no remarks for people on standard error (data, warnings and errors
+/// are still printed).
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
+
+/// A remark for the person at the terminal, on standard error; nothing under `-q`.
+#[macro_export]
+macro_rules! remark {
+    ($($arg:tt)*) => {
+        if !$crate::output::quiet() {
+            eprintln!($($arg)*);
+        }
+    };
+}
+
+/// What `-v` and `-q` ask for: the log filter (`RUST_LOG` overrides it) given the level a command
+/// logs at by default.
+pub fn log_filter(
+    default: tracing::Level,
+    verbose: u8,
+    quiet: bool,
+) -> tracing_subscriber::EnvFilter {
+    use tracing::Level;
+    const LEVELS: [Level; 5] = [
+        Level::ERROR,
+        Level::WARN,
+        Level::INFO,
+        Level::DEBUG,
+        Level::TRACE,
+    ];
+    let at = LEVELS.iter().position(|l| *l == default).unwrap_or(1);
+    let at = if quiet {
+        at.saturating_sub(1)
+    } else {
+        (at + usize::from(verbose)).min(LEVELS.len() - 1)
+    };
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(LEVELS[at].as_str()))
+}
 
 /// A plain text table: a header row, then rows, columns padded to their widest cell.
 pub struct Table {
@@ -115,7 +163,7 @@ pub fn progress(len: Option<u64>, what: &'static str) -> ProgressBar {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
-    let target = if std::io::stderr().is_terminal() {
+    let target = if std::io::stderr().is_terminal() && !quiet() {
         ProgressDrawTarget::stderr()
     } else {
         ProgressDrawTarget::hidden()

@@ -25,8 +25,6 @@ pub struct ListArgs {
     /// Print them as a JSON array.
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    stack: StackArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -38,19 +36,17 @@ pub struct ShowArgs {
     /// Print it as JSON.
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    stack: StackArgs,
 }
 
-pub async fn run(command: Command) -> Result<(), Error> {
+pub async fn run(command: Command, stack: &StackArgs) -> Result<(), Error> {
     match command {
-        Command::List(args) => list(args).await,
-        Command::Show(args) => show(args).await,
+        Command::List(args) => list(args, stack).await,
+        Command::Show(args) => show(args, stack).await,
     }
 }
 
-async fn list(args: ListArgs) -> Result<(), Error> {
-    let stack = args.stack.connect().await?;
+async fn list(args: ListArgs, stack: &StackArgs) -> Result<(), Error> {
+    let stack = stack.connect().await?;
     let mut items = Vec::new();
     for provider in REGISTRY {
         if args
@@ -79,7 +75,7 @@ async fn list(args: ListArgs) -> Result<(), Error> {
         return Ok(());
     }
     if items.is_empty() {
-        eprintln!("Nothing in quarantine.");
+        crate::remark!("Nothing in quarantine.");
         return Ok(());
     }
     let mut table = Table::new(&["RECEIVED (UTC)", "PROVIDER", "ID", "WHY"]);
@@ -95,8 +91,8 @@ async fn list(args: ListArgs) -> Result<(), Error> {
     Ok(())
 }
 
-async fn show(args: ShowArgs) -> Result<(), Error> {
-    let stack = args.stack.connect().await?;
+async fn show(args: ShowArgs, stack: &StackArgs) -> Result<(), Error> {
+    let stack = stack.connect().await?;
     let pk = format!("{TYPE_QUARANTINE}#{}", args.provider);
     let id = args.id.trim_start_matches("q#");
     let item = stack

@@ -32,8 +32,6 @@ pub struct Args {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
-    #[command(flatten)]
-    stack: StackArgs,
 }
 
 /// What replaying one call did.
@@ -43,8 +41,8 @@ enum Outcome {
     NoEvents,
 }
 
-pub async fn run(args: Args) -> Result<(), Error> {
-    let stack = args.stack.connect().await?;
+pub async fn run(args: Args, stack: &StackArgs) -> Result<(), Error> {
+    let stack = stack.connect().await?;
     let policy = stack.opt_out_policy(args.opt_out_policy.as_deref());
     let store = &stack.store;
 

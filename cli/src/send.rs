@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(required_unless_present = "all", value_name = "FIXTURE_OR_FILE")]
     payload: Option<String>,
     /// Send every seed fixture, each call's events in order.
-    #[arg(long, conflicts_with_all = ["provider", "payload", "secret", "token"])]
+    #[arg(long, conflicts_with_all = ["provider", "payload", "secret", "token", "secret_file", "token_file"])]
     all: bool,
     /// The webhook URL, or the stack's base URL (`/webhooks/<provider>` is added). Default: the
     /// local stack's.
@@ -37,17 +37,26 @@ pub struct Args {
     url: Option<String>,
     /// The signing secret, for providers that sign (default: CALLHOOK_<PROVIDER>_SECRETS, else the
     /// local stack's dev secret).
-    #[arg(long, conflicts_with = "token")]
+    /// Prefer --secret-file: a secret on the command line stays in the shell's history and shows in
+    /// `ps`.
+    #[arg(long, conflicts_with_all = ["token", "secret_file", "token_file"])]
     secret: Option<String>,
+    /// Read the signing secret from this file (`-`: standard input); a final line break is left
+    /// out.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["token", "token_file"])]
+    secret_file: Option<PathBuf>,
     /// The URL token, for providers authenticated by token (default: CALLHOOK_<PROVIDER>_TOKENS,
     /// else the local stack's dev token).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "token_file")]
     token: Option<String>,
+    /// Read the URL token from this file (`-`: standard input); a final line break is left out.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
     /// Print each delivery's answer as JSON.
     #[arg(long)]
     json: bool,
-    /// The local stack's state file (its URL and dev credentials).
-    #[arg(long, env = "CALLHOOK_STATE", default_value = crate::state::DEFAULT_PATH, value_name = "FILE")]
+    /// The local stack's state file (its URL and dev credentials): the global --state.
+    #[arg(skip)]
     state: PathBuf,
 }
 
@@ -82,7 +91,14 @@ fn content_type_of(body: &[u8]) -> &'static str {
     }
 }
 
-pub async fn run(args: Args) -> Result<(), Error> {
+pub async fn run(mut args: Args, state_file: &Path) -> Result<(), Error> {
+    args.state = state_file.to_owned();
+    if let Some(path) = args.secret_file.take() {
+        args.secret = Some(read_key(&path, "secret")?);
+    }
+    if let Some(path) = args.token_file.take() {
+        args.token = Some(read_key(&path, "token")?);
+    }
     let state = State::read(&args.state)?;
     let deliveries = deliveries(&args)?;
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(
@@ -133,8 +149,8 @@ pub async fn run(args: Args) -> Result<(), Error> {
                     });
                     (status, body)
                 }
-                Ok(Err(e)) => return Err(unreachable(&url, &e.to_string())),
-                Err(_) => return Err(unreachable(&url, "no answer within 15 s")),
+                Ok(Err(e)) => return Err(unreachable(&url, e.into())),
+                Err(_) => return Err(unreachable(&url, "no answer within 15 s".into())),
             };
         if !(200..300).contains(&status) {
             rejected += 1;
@@ -152,7 +168,7 @@ pub async fn run(args: Args) -> Result<(), Error> {
     }
     if args.json {
         print_json(&Value::Array(answers));
-    } else if deliveries.len() > 1 {
+    } else if deliveries.len() > 1 && !crate::output::quiet() {
         eprintln!(
             "\n{} sent, {} accepted, {rejected} refused. See them with: callhook calls list",
             deliveries.len(),
@@ -201,6 +217,28 @@ fn deliveries(args: &Args) -> Result<Vec<Delivery>, Error> {
         )
         .into()),
     }
+}
+
+/// A secret or token from a file, or from standard input for `-`, without its final line break.
+fn read_key(path: &Path, what: &str) -> Result<String, Error> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+            .map_err(|e| format!("cannot read the {what} from standard input: {e}"))?
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the {what} from {}: {e}", path.display()))?
+    };
+    let key = text.strip_suffix('\n').unwrap_or(&text);
+    let key = key.strip_suffix('\r').unwrap_or(key);
+    if key.trim().is_empty() {
+        let from = if path == Path::new("-") {
+            "standard input".to_owned()
+        } else {
+            path.display().to_string()
+        };
+        return Err(format!("no {what} in {from}").into());
+    }
+    Ok(key.to_owned())
 }
 
 /// The provider's webhook URL, without any token.
@@ -266,7 +304,7 @@ fn sign(
         .and_then(|list| list.split(',').map(str::trim).find(|k| !k.is_empty()))
         .ok_or_else(|| {
             format!(
-                "no credentials for {provider}: pass --secret or --token, set \
+                "no credentials for {provider}: pass --secret-file or --token-file, set \
                  {prefix}_{variable}, or run `make dev`, whose dev credentials are in {}",
                 args.state.display()
             )
@@ -292,9 +330,35 @@ fn encode(value: &str) -> String {
     out
 }
 
-fn unreachable(url: &str, why: &str) -> Error {
-    format!("cannot reach {url}: {why} (is the stack running? `make dev` starts the local one)")
-        .into()
+/// A delivery that reached nothing: the URL, and why as its cause (the connection's error and its
+/// own causes, or the timeout).
+#[derive(Debug)]
+struct Unreachable {
+    url: String,
+    why: Error,
+}
+
+impl std::fmt::Display for Unreachable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot reach {} (is the stack running? `make dev` starts the local one)",
+            self.url
+        )
+    }
+}
+
+impl std::error::Error for Unreachable {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.why)
+    }
+}
+
+fn unreachable(url: &str, why: Error) -> Error {
+    Box::new(Unreachable {
+        url: url.to_owned(),
+        why,
+    })
 }
 
 fn line(delivery: &Delivery, status: u16, body: &Value) -> String {

@@ -1,6 +1,7 @@
 //! Which callhook stack a command talks to: the tables named by flags or environment (a deployed
 //! stack, with credentials and region from the standard AWS chain), or else the local stack that
-//! `callhook dev` recorded in its state file.
+//! `callhook dev` recorded in its state file. The options are global: they go before or after
+//! the subcommand.
 
 use crate::state::State;
 use crate::{Error, NotFound};
@@ -12,25 +13,36 @@ use std::time::Duration;
 #[derive(Debug, Clone, clap::Args)]
 pub struct StackArgs {
     /// The events table (the deployed stack's output `EventsTableName`).
-    #[arg(long, env = "CALLHOOK_EVENTS_TABLE", value_name = "NAME")]
+    #[arg(
+        long,
+        global = true,
+        env = "CALLHOOK_EVENTS_TABLE",
+        value_name = "NAME"
+    )]
     pub events_table: Option<String>,
     /// The calls table (the deployed stack's output `CallsTableName`).
-    #[arg(long, env = "CALLHOOK_CALLS_TABLE", value_name = "NAME")]
+    #[arg(long, global = true, env = "CALLHOOK_CALLS_TABLE", value_name = "NAME")]
     pub calls_table: Option<String>,
     /// A DynamoDB endpoint other than AWS's (DynamoDB Local).
-    #[arg(long, env = "CALLHOOK_DYNAMODB_ENDPOINT", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "CALLHOOK_DYNAMODB_ENDPOINT",
+        value_name = "URL"
+    )]
     pub endpoint: Option<String>,
     /// Under the redact policy: the stack's number index key, to look calls up by number (the
     /// deployed stack's NumberIndexKey parameter).
     #[arg(
         long,
+        global = true,
         env = "CALLHOOK_NUMBER_INDEX_KEY",
         value_name = "KEY",
         hide_env_values = true
     )]
     pub number_index_key: Option<String>,
     /// The state file of the local stack, used when no tables are named.
-    #[arg(long, env = "CALLHOOK_STATE", default_value = crate::state::DEFAULT_PATH, value_name = "FILE")]
+    #[arg(long, global = true, env = "CALLHOOK_STATE", default_value = crate::state::DEFAULT_PATH, value_name = "FILE")]
     pub state: PathBuf,
 }
 

@@ -35,12 +35,10 @@ pub struct Args {
     /// Calls per page of the list.
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
     page_size: u32,
-    #[command(flatten)]
-    stack: StackArgs,
 }
 
-pub async fn run(args: Args) -> Result<(), Error> {
-    let stack = args.stack.connect().await?;
+pub async fn run(args: Args, stack: &StackArgs) -> Result<(), Error> {
+    let stack = stack.connect().await?;
     let listener = match args.port {
         Some(port) => bind(port).await?,
         None => match bind(DEFAULT_PORT).await {

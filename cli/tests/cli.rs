@@ -540,6 +540,143 @@ fn without_a_stack_commands_say_how_to_get_one() {
     );
 }
 
+#[test]
+fn send_reads_its_key_from_a_file_or_standard_input_never_from_its_arguments() {
+    let dev = Dev::start("keys");
+    let state = dev.state.clone();
+    let credentials = dev.state_json()["dev_credentials"].clone();
+    let secret = credentials["clawops"]["value"].as_str().unwrap().to_owned();
+    let token = credentials["synthflow"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let scratch = Scratch::new("key-files");
+    let file = |name: &str, text: &str| {
+        let path = scratch.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let status = |out: &Output| {
+        let answers: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        answers[0]["status"].as_u64()
+    };
+
+    // A secret file (its final line break left out) signs the delivery
+    let good = file("clawops.secret", &format!("{secret}\n"));
+    let args = [
+        "send",
+        "clawops",
+        "call_initiated",
+        "--secret-file",
+        &good,
+        "--json",
+    ];
+    assert!(!args.iter().any(|a| a.contains(&secret)));
+    let out = run(&state, &args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status(&out), Some(200));
+    // and it is the file's key that signs, not the local stack's: a wrong one is refused
+    let wrong = file("wrong.secret", "not-the-secret\n");
+    let out = run(
+        &state,
+        &[
+            "send",
+            "clawops",
+            "call_ringing",
+            "--secret-file",
+            &wrong,
+            "--json",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(status(&out), Some(401));
+    // Same for a token
+    let good = file("synthflow.token", &token);
+    let out = run(
+        &state,
+        &[
+            "send",
+            "synthflow",
+            "completed",
+            "--token-file",
+            &good,
+            "--json",
+        ],
+    );
+    assert_eq!(
+        status(&out),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wrong = file("wrong.token", "not-the-token");
+    let out = run(
+        &state,
+        &[
+            "send",
+            "synthflow",
+            "completed",
+            "--token-file",
+            &wrong,
+            "--json",
+        ],
+    );
+    assert_eq!(status(&out), Some(401));
+
+    // `--secret-file -` reads standard input: while `send` waits for it, its command line (what
+    // `ps` shows) has no secret
+    let mut child = callhook(&state)
+        .args([
+            "send",
+            "clawops",
+            "call_answered",
+            "--secret-file",
+            "-",
+            "--json",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // (read once the child has exec'd the binary: it waits for standard input until we write)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let cmdline = loop {
+        let bytes = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap();
+        let cmdline = String::from_utf8_lossy(&bytes).replace('\0', " ");
+        if cmdline.contains("send") || Instant::now() > deadline {
+            break cmdline;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(cmdline.contains("--secret-file -"), "{cmdline}");
+    assert!(!cmdline.contains(&secret), "{cmdline}");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{secret}").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        status(&out),
+        Some(200),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An empty file is refused before anything is sent
+    let empty = file("empty.secret", "\n");
+    let out = run(
+        &state,
+        &["send", "clawops", "call_answered", "--secret-file", &empty],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no secret in"));
+}
+
 /// Pids of the processes whose process group is `pgid`.
 fn group_members(pgid: u32) -> Vec<u32> {
     let mut pids = Vec::new();
