@@ -541,8 +541,10 @@ impl Recipe {
                 message_id,
                 form.as_deref(),
             );
+            // Ed25519 verifies one contiguous message: built once, whatever the number of keys.
+            let message = (self.algorithm == Algorithm::Ed25519).then(|| parts.concat());
             for key in keys {
-                if self.matches(key.expose(), &parts, &candidates) {
+                if self.matches(key.expose(), &parts, message.as_deref(), &candidates) {
                     return Ok(message_id.map(str::to_owned));
                 }
             }
@@ -647,15 +649,21 @@ impl Recipe {
             .collect()
     }
 
-    fn matches(&self, key: &[u8], parts: &[&[u8]], candidates: &[Vec<u8>]) -> bool {
-        if self.algorithm == Algorithm::Ed25519 {
+    /// Whether `key` signed `parts` (for Ed25519, `message`: the parts concatenated).
+    fn matches(
+        &self,
+        key: &[u8],
+        parts: &[&[u8]],
+        message: Option<&[u8]>,
+        candidates: &[Vec<u8>],
+    ) -> bool {
+        if let Some(message) = message {
             let Some(key) = ed25519_key(key) else {
                 return false;
             };
-            let message = parts.concat();
             return candidates.iter().any(|candidate| {
                 ed25519_dalek::Signature::from_slice(candidate)
-                    .is_ok_and(|signature| key.verify_strict(&message, &signature).is_ok())
+                    .is_ok_and(|signature| key.verify_strict(message, &signature).is_ok())
             });
         }
         let Some(expected) = mac(self.algorithm, key, parts) else {
