@@ -2,7 +2,7 @@
 #   make dev    run the whole stack locally (DynamoDB Local + the webhook routes on :3000)
 #   make test   run every test (lint, unit, property, fixtures, end-to-end against DynamoDB Local)
 
-.PHONY: dev test bench lint fmt clean deploy-check deploy-rehearsal sam-build
+.PHONY: dev test bench lint fmt clean deploy-check deploy-rehearsal sam-build windows-check
 
 dev:
 	@scripts/dev.sh $(if $(PERSIST),--persist)
@@ -27,6 +27,11 @@ deploy-rehearsal:
 # Not part of `make test`: `sam build` as users run it, timed, with each function's sizes.
 sam-build:
 	@scripts/sam-build.sh
+
+# Not part of `make test` (it needs Rust's Windows standard library from rustup's server): the
+# `callhook` command type-checked for Windows.
+windows-check:
+	@scripts/windows-check.sh
 
 lint:
 	cargo fmt --all -- --check

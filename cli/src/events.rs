@@ -26,7 +26,12 @@ pub async fn run(args: Args, stack: &StackArgs) -> Result<(), Error> {
         callhook::EventType::CallStarted,
         &args.call_id,
     );
-    let items = stack.store.events_of(&key).await?;
+    // The bodies are read only when they are to be printed; sizes come with the items.
+    let items = if args.raw {
+        stack.store.events_of(&key).await?
+    } else {
+        stack.store.event_headers(&key).await?
+    };
     if items.is_empty() {
         return Err(NotFound(format!(
             "no events stored for {} call {}",
@@ -35,23 +40,31 @@ pub async fn run(args: Args, stack: &StackArgs) -> Result<(), Error> {
         .into());
     }
     let mut bodies = Vec::with_capacity(items.len());
+    let mut sizes = Vec::with_capacity(items.len());
     for item in &items {
-        bodies.push(stack.store.load_body(item).await?);
+        if args.raw {
+            let body = stack.store.load_body(item).await?;
+            sizes.push(body.len() as u64);
+            bodies.push(body);
+        } else {
+            sizes.push(stack.store.body_size(item).await?);
+        }
     }
     if args.json {
         let events: Vec<Value> = items
             .iter()
-            .zip(&bodies)
-            .map(|(item, body)| {
+            .zip(&sizes)
+            .enumerate()
+            .map(|(i, (item, size))| {
                 let mut event = json!({
                     "type": item.kind,
                     "provider_event": item.provider_event,
                     "dedupe_key": item.dedupe_key,
                     "received_at": item.received_at,
                     "occurred_at": item.occurred_at,
-                    "body_bytes": body.len(),
+                    "body_bytes": size,
                 });
-                if args.raw {
+                if let Some(body) = bodies.get(i) {
                     event["body"] = Value::String(String::from_utf8_lossy(body).into_owned());
                 }
                 event
@@ -67,7 +80,7 @@ pub async fn run(args: Args, stack: &StackArgs) -> Result<(), Error> {
         "BYTES",
         "DEDUPE KEY",
     ]);
-    for (item, body) in items.iter().zip(&bodies) {
+    for (item, size) in items.iter().zip(&sizes) {
         table.row(vec![
             datetime(Some(item.received_at)),
             item.kind.clone(),
@@ -76,16 +89,14 @@ pub async fn run(args: Args, stack: &StackArgs) -> Result<(), Error> {
             } else {
                 item.provider_event.clone()
             },
-            body.len().to_string(),
+            size.to_string(),
             item.dedupe_key.clone(),
         ]);
     }
     print!("{}", table.render());
-    if args.raw {
-        for (item, body) in items.iter().zip(&bodies) {
-            println!("\n--- {} {} ---", item.kind, item.dedupe_key);
-            println!("{}", String::from_utf8_lossy(body).trim_end());
-        }
+    for (item, body) in items.iter().zip(&bodies) {
+        println!("\n--- {} {} ---", item.kind, item.dedupe_key);
+        println!("{}", String::from_utf8_lossy(body).trim_end());
     }
     Ok(())
 }

@@ -180,7 +180,7 @@ fn main() -> ExitCode {
 
 /// An error followed by its causes (its `source()` chain), each after a colon:
 /// `<error>: <cause>: <cause>`. A cause whose text is already in the line is not repeated.
-fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut line = error.to_string();
     let mut cause = error.source();
     while let Some(next) = cause {

@@ -1,7 +1,7 @@
 //! `callhook quarantine list|show`: payloads that were authenticated but could not be used (they
 //! were answered 400 or 422, and kept here for inspection).
 
-use crate::filter::provider_names;
+use crate::filter::{parse_time, provider_names};
 use crate::output::{Table, datetime, print_json};
 use crate::stack::StackArgs;
 use crate::{Error, NotFound};
@@ -22,6 +22,13 @@ pub struct ListArgs {
     /// Only this provider's payloads.
     #[arg(long, value_parser = provider_names())]
     provider: Option<String>,
+    /// Only payloads received at or after this time: RFC 3339, a date (UTC), unix milliseconds,
+    /// or an age such as 30m, 12h or 7d.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    since: Option<i64>,
+    /// At most this many payloads, the newest.
+    #[arg(long, short = 'n', default_value_t = 50)]
+    limit: usize,
     /// Print them as a JSON array.
     #[arg(long)]
     json: bool,
@@ -54,10 +61,13 @@ async fn list(args: ListArgs, stack: &StackArgs) -> Result<(), Error> {
             .as_deref()
             .is_none_or(|p| p == provider.name())
         {
-            items.extend(stack.store.quarantined(provider.name()).await?);
+            // Without their bodies: a listing never reads them.
+            items.extend(stack.store.quarantined(provider.name(), args.since).await?);
         }
     }
     items.sort_by_key(|item| std::cmp::Reverse(item.received_at));
+    let total = items.len();
+    items.truncate(args.limit);
     if args.json {
         print_json(&Value::Array(
             items
@@ -67,6 +77,7 @@ async fn list(args: ListArgs, stack: &StackArgs) -> Result<(), Error> {
                         "provider": item.provider,
                         "id": item.dedupe_key,
                         "received_at": item.received_at,
+                        "body_bytes": item.body_bytes,
                         "error": item.error,
                     })
                 })
@@ -78,16 +89,22 @@ async fn list(args: ListArgs, stack: &StackArgs) -> Result<(), Error> {
         crate::remark!("Nothing in quarantine.");
         return Ok(());
     }
-    let mut table = Table::new(&["RECEIVED (UTC)", "PROVIDER", "ID", "WHY"]);
+    let mut table = Table::new(&["RECEIVED (UTC)", "PROVIDER", "ID", "BYTES", "WHY"]);
+    let shown = items.len();
     for item in items {
         table.row(vec![
             datetime(Some(item.received_at)),
             item.provider,
             item.dedupe_key,
+            item.body_bytes
+                .map_or_else(|| "-".to_owned(), |b| b.to_string()),
             item.error.unwrap_or_default(),
         ]);
     }
     print!("{}", table.render());
+    if shown < total {
+        crate::remark!("{shown} of {total} shown: --limit shows more.");
+    }
     Ok(())
 }
 

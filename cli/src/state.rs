@@ -48,19 +48,21 @@ impl State {
             .map_err(|e| format!("{} is not a callhook state file: {e}", path.display()))
     }
 
-    /// Writes the file readable by its owner only: it holds the dev credentials.
+    /// Writes the file readable by its owner only: it holds the dev credentials. (On Windows a
+    /// new file inherits its folder's access list, which under the user's profile is theirs.)
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options.open(path)?;
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
         file.write_all(text.as_bytes())?;
         file.write_all(b"\n")

@@ -649,7 +649,7 @@ fn link(url: &str) -> String {
 async fn events_table(store: &Store, r: &CallRecord) -> Result<String, Error> {
     let key =
         callhook::event::record_key(&r.provider, callhook::EventType::CallStarted, &r.call_id);
-    let items = store.events_of(&key).await?;
+    let items = store.event_headers(&key).await?;
     let mut out = format!(
         "<h2>Events ({})</h2><table class=\"events\"><thead><tr><th>received (UTC)</th>\
          <th>type</th><th>provider event</th><th>occurred (UTC)</th><th>bytes</th>\
@@ -657,7 +657,7 @@ async fn events_table(store: &Store, r: &CallRecord) -> Result<String, Error> {
         items.len()
     );
     for item in &items {
-        let size = store.load_body(item).await.map(|b| b.len().to_string());
+        let size = store.body_size(item).await.map(|b| b.to_string());
         let _ = write!(
             out,
             "<tr class=\"event\"><td class=\"mono\">{}</td><td>{}</td><td>{}</td>\

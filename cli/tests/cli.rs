@@ -338,6 +338,16 @@ async fn send_all_then_list_show_events_export_replay_and_quarantine() {
     assert_eq!(events[0]["body"].as_str().unwrap().as_bytes(), fixture.body);
     let table = ok(&state, &["events", "vox", VOX_CALL]);
     assert_eq!(table.lines().count(), 9);
+    // Without --raw, the sizes come without the bodies.
+    let listed = json(&state, &["events", "vox", VOX_CALL, "--json"]);
+    for (listed, raw) in listed.as_array().unwrap().iter().zip(events) {
+        assert_eq!(listed.get("body"), None);
+        assert_eq!(listed["dedupe_key"], raw["dedupe_key"]);
+        assert_eq!(
+            listed["body_bytes"].as_u64(),
+            Some(raw["body"].as_str().unwrap().len() as u64)
+        );
+    }
 
     // export: one row per call, the documented header.
     let scratch = Scratch::new("tour-export");
@@ -435,7 +445,28 @@ async fn send_all_then_list_show_events_export_replay_and_quarantine() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("422 unusable_payload"));
     let held = json(&state, &["quarantine", "list", "--json"]);
     assert_eq!(held.as_array().unwrap().len(), 1);
-    let id = held[0]["id"].as_str().unwrap();
+    assert_eq!(held[0]["body_bytes"], 23);
+    let id = held[0]["id"].as_str().unwrap().to_owned();
+    let id = id.as_str();
+    // --limit keeps the newest, --since the recent.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    std::fs::write(&bad, br#"{"event": "call_ended", "again": 1}"#).unwrap();
+    run(&state, &["send", "vox", bad.to_str().unwrap()]);
+    let both = json(&state, &["quarantine", "list", "--json"]);
+    assert_eq!(both.as_array().unwrap().len(), 2);
+    let newest = json(&state, &["quarantine", "list", "--limit", "1", "--json"]);
+    assert_eq!(newest.as_array().unwrap().len(), 1);
+    assert_eq!(newest[0]["id"], both[0]["id"]);
+    assert_ne!(newest[0]["id"], id);
+    let since = both[0]["received_at"].as_i64().unwrap().to_string();
+    let recent = json(&state, &["quarantine", "list", "--since", &since, "--json"]);
+    assert_eq!(recent, newest);
+    assert_eq!(
+        json(&state, &["quarantine", "list", "--since", "1h", "--json"]),
+        both
+    );
+    let human = ok(&state, &["quarantine", "list", "-n", "1"]);
+    assert_eq!(human.lines().count(), 2, "{human}");
     let shown = json(&state, &["quarantine", "show", "vox", id, "--json"]);
     assert_eq!(shown["body"], r#"{"event": "call_ended"}"#);
     assert!(shown["error"].as_str().unwrap().contains("`call`"));

@@ -268,6 +268,27 @@ fn errors_are_printed_with_their_causes() {
         causes.last().unwrap().contains("Connection refused"),
         "{line}"
     );
+
+    // The same for DynamoDB: the SDK's "dispatch failure" keeps what lies under it.
+    let out = Command::new(env!("CARGO_BIN_EXE_callhook"))
+        .args(["calls", "list", "--events-table", "e", "--calls-table", "c"])
+        .args(["--endpoint", &url])
+        .env("AWS_ACCESS_KEY_ID", "local")
+        .env("AWS_SECRET_ACCESS_KEY", "local")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stderr.trim_end();
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(line.contains("dispatch failure"), "{line}");
+    assert!(
+        line.ends_with("Connection refused (os error 111)"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -377,6 +377,15 @@ async fn transcripts_of_one_megabyte_and_near_the_body_limit_are_stored_without_
         if size > 2_000_000 {
             assert!(item.parts > 0, "a 2.9 MB body does not fit one item");
         }
+        // Listings read the events without their bodies, and know each body's size.
+        let headers = stack.store.event_headers(&item.pk).await.unwrap();
+        let header = headers.iter().find(|h| h.sk == item.sk).unwrap();
+        assert_eq!((&header.body, &header.body_gz), (&None, &None));
+        assert_eq!(header.body_bytes, Some(body.len() as u64));
+        assert_eq!(
+            stack.store.body_size(header).await.unwrap(),
+            body.len() as u64
+        );
         stack.drain().await;
         let record = stack.call("vox", &format!("huge-{size}")).await.unwrap();
         let stored: usize = record.transcript.iter().map(|t| t.content.len()).sum();

@@ -85,6 +85,26 @@ async fn metadata_nested_35_deep_is_stored_with_its_overflow_kept_as_json_text()
     let items = stack.event_items().await;
     let item = items.iter().find(|i| i.call_id == "deep-metadata").unwrap();
     assert_eq!(stack.store.load_body(item).await.unwrap(), body);
+    assert_eq!(item.body_bytes, Some(body.len() as u64));
+    // AND an item stored before sizes were recorded has its size read from its body
+    stack
+        .store
+        .client()
+        .update_item()
+        .table_name(&stack.store.events_table)
+        .key("pk", AttributeValue::S(item.pk.clone()))
+        .key("sk", AttributeValue::S(item.sk.clone()))
+        .update_expression("REMOVE body_bytes")
+        .send()
+        .await
+        .unwrap();
+    let headers = stack.store.event_headers(&item.pk).await.unwrap();
+    assert_eq!(headers.len(), 1);
+    assert_eq!((headers[0].body_bytes, &headers[0].body), (None, &None));
+    assert_eq!(
+        stack.store.body_size(&headers[0]).await.unwrap(),
+        body.len() as u64
+    );
 }
 
 #[tokio::test]

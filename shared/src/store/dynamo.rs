@@ -188,7 +188,10 @@ const TRANSIENT: [&str; 4] = [
 
 /// A storage failure, with its kind and the service's error code for the log (never shown to
 /// senders).
-pub fn storage<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+pub fn storage<
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+>(
     error: SdkError<E, R>,
 ) -> Error {
     let (kind, detail) = match &error {
@@ -207,20 +210,30 @@ pub fn storage<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
             let message = e.err().message().unwrap_or_default();
             (kind, format!("{code}: {message}"))
         }
-        SdkError::TimeoutError(_) => (StorageKind::Transient, "timed out".to_owned()),
-        SdkError::DispatchFailure(e) => {
-            (StorageKind::Transient, format!("dispatch failure: {e:?}"))
+        // The SDK's own words are terse ("dispatch failure"); the cause is in its sources
+        // (connection refused, a DNS failure, the credentials chain): keep them all.
+        SdkError::TimeoutError(_) => (StorageKind::Transient, with_sources(&error)),
+        SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            (StorageKind::Transient, with_sources(&error))
         }
-        SdkError::ResponseError(_) => (
-            StorageKind::Transient,
-            "the response could not be read".to_owned(),
-        ),
-        other => (
-            StorageKind::Rejected,
-            format!("{other:?}").chars().take(300).collect(),
-        ),
+        _ => (StorageKind::Rejected, with_sources(&error)),
     };
     Error::storage(kind, detail)
+}
+
+/// An error and each of its sources, in one line (`a: b: c`), each said once.
+fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let text = next.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = next.source();
+    }
+    line.chars().take(1000).collect()
 }
 
 impl<T: Table + Sync> Table for &T {
@@ -273,5 +286,23 @@ mod tests {
         }
         let timeout = storage(SdkError::<PutItemError, ()>::timeout_error("slow"));
         assert_eq!(timeout.storage_kind(), Some(StorageKind::Transient));
+    }
+
+    #[test]
+    fn a_failure_to_reach_dynamodb_keeps_its_cause() {
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        let refused = std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "tcp connect error: Connection refused (os error 111)",
+        );
+        let error = storage(SdkError::<PutItemError, ()>::dispatch_failure(
+            ConnectorError::io(Box::new(refused)),
+        ));
+        assert_eq!(error.storage_kind(), Some(StorageKind::Transient));
+        assert_eq!(
+            error.to_string(),
+            "Storage failed (transient): dispatch failure: io error: \
+             tcp connect error: Connection refused (os error 111)"
+        );
     }
 }

@@ -67,6 +67,10 @@ pub struct EventItem {
     /// How many parts the stored body has (on event items with `body_ref`, and on manifests).
     #[serde(default)]
     pub parts: u32,
+    /// The raw body's length in bytes, so that listings need not read the body (absent on items
+    /// stored before callhook wrote it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// Under the redact policy: the number index keys of the numbers the body held before it
@@ -102,6 +106,7 @@ impl EventItem {
             body_encoding: None,
             body_ref: None,
             parts: 0,
+            body_bytes: None,
             error: None,
             from_key: None,
             to_key: None,
@@ -184,6 +189,9 @@ impl EventItems {
     }
 
     fn with_body(mut items: Vec<EventItem>, body: &[u8]) -> Result<Self> {
+        for item in &mut items {
+            item.body_bytes = Some(body.len() as u64);
+        }
         let Some(first) = items.first() else {
             return Ok(Self {
                 body: Vec::new(),
@@ -412,9 +420,15 @@ impl Store {
             .into_iter()
             .map(from_item)
             .collect::<Result<_>>()?;
-        events.sort_by(|a, b| {
-            (a.received_at, a.event_type(), &a.sk).cmp(&(b.received_at, b.event_type(), &b.sk))
-        });
+        sort_events(&mut events);
+        Ok(events)
+    }
+
+    /// Every stored event of a record, oldest first, without its body: what listings show.
+    /// [`Store::body_size`] tells each body's size; [`Store::load_body`] needs the whole item.
+    pub async fn event_headers(&self, record_key: &str) -> Result<Vec<EventItem>> {
+        let mut events = self.headers(record_key, "ev#", None).await?;
+        sort_events(&mut events);
         Ok(events)
     }
 
@@ -423,37 +437,76 @@ impl Store {
         self.events().get(pk, sk).await?.map(from_item).transpose()
     }
 
-    /// The quarantined payloads of a provider (one partition; a Query, not a scan).
-    pub async fn quarantined(&self, provider: &str) -> Result<Vec<EventItem>> {
-        self.events()
-            .query(&format!("{TYPE_QUARANTINE}#{provider}"), "q#")
-            .await?
-            .into_iter()
-            .map(from_item)
-            .collect()
+    /// The quarantined payloads of a provider received at or after `since` (unix ms), without
+    /// their bodies: one Query of one partition, never a scan.
+    pub async fn quarantined(&self, provider: &str, since: Option<i64>) -> Result<Vec<EventItem>> {
+        self.headers(&format!("{TYPE_QUARANTINE}#{provider}"), "q#", since)
+            .await
     }
 
-    /// The record keys of every call that has events, read with a Scan of the events table:
-    /// only `callhook replay --from-events` walks the whole table, to find calls whose record is
-    /// missing altogether.
-    pub async fn call_keys_from_events(&self) -> Result<Vec<String>> {
-        let mut keys = std::collections::BTreeSet::new();
-        let items = self
-            .scan_events(|scan| {
-                scan.projection_expression("pk, #t")
-                    .expression_attribute_names("#t", "type")
-            })
-            .await?;
-        for item in items {
-            let kind = item.get("type").and_then(|t| t.as_s().ok());
-            let is_call_event = kind
-                .and_then(|k| EventType::parse(k))
-                .is_some_and(|t| t != EventType::MessageReceived);
-            if let (true, Some(AttributeValue::S(pk))) = (is_call_event, item.get("pk")) {
-                keys.insert(pk.clone());
+    /// The size in bytes of a stored event's raw body, from the item's own record of it; items
+    /// written before callhook recorded sizes have their body read.
+    pub async fn body_size(&self, item: &EventItem) -> Result<u64> {
+        if let Some(bytes) = item.body_bytes {
+            return Ok(bytes);
+        }
+        let whole = match self.get_event(&item.pk, &item.sk).await? {
+            Some(whole) => whole,
+            None => return Ok(0),
+        };
+        Ok(self.load_body(&whole).await?.len() as u64)
+    }
+
+    /// The items of one partition whose sort key starts with `prefix` (and, given `since`,
+    /// received at or after it), every attribute but the body's own: a projection, so the
+    /// bodies never cross the network (DynamoDB still counts whole items against read capacity).
+    async fn headers(&self, pk: &str, prefix: &str, since: Option<i64>) -> Result<Vec<EventItem>> {
+        let projection = (0..HEADER_ATTRIBUTES.len())
+            .map(|i| format!("#a{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(&self.events_table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
+                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+                .projection_expression(&projection)
+                .consistent_read(true)
+                .set_exclusive_start_key(start);
+            for (i, name) in HEADER_ATTRIBUTES.iter().enumerate() {
+                request = request.expression_attribute_names(format!("#a{i}"), *name);
+            }
+            if let Some(since) = since {
+                request = request
+                    .filter_expression("#since >= :since")
+                    .expression_attribute_names("#since", "received_at")
+                    .expression_attribute_values(":since", AttributeValue::N(since.to_string()));
+            }
+            let out = request.send().await.map_err(storage)?;
+            for item in out.items.unwrap_or_default() {
+                items.push(from_item(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
             }
         }
-        Ok(keys.into_iter().collect())
+    }
+
+    /// A Scan of the events table for the record keys of every call that has events: only
+    /// `callhook replay --from-events` walks the whole table, to find calls whose record is
+    /// missing altogether. Read page by page, so that work can start on the first keys.
+    pub fn scan_call_keys(&self) -> CallKeyScan<'_> {
+        CallKeyScan {
+            store: self,
+            start: None,
+            done: false,
+        }
     }
 
     /// Every item of the events table a Scan shaped by `shape` returns, page after page.
@@ -520,6 +573,81 @@ impl Store {
         }
         refs.sort_by(|x, y| (&x.received_at, &x.sk).cmp(&(&y.received_at, &y.sk)));
         Ok(refs)
+    }
+}
+
+/// Every attribute of an events-table item except the body's own (`body`, `body_gz`).
+const HEADER_ATTRIBUTES: &[&str] = &[
+    "pk",
+    "sk",
+    "type",
+    "provider",
+    "provider_event",
+    "call_id",
+    "dedupe_key",
+    "received_at",
+    "occurred_at",
+    "body_encoding",
+    "body_ref",
+    "parts",
+    "body_bytes",
+    "error",
+    "from_key",
+    "to_key",
+    "expires_at",
+];
+
+/// Oldest first; events received in the same millisecond in their types' order.
+fn sort_events(events: &mut [EventItem]) {
+    events.sort_by(|a, b| {
+        (a.received_at, a.event_type(), &a.sk).cmp(&(b.received_at, b.event_type(), &b.sk))
+    });
+}
+
+/// A Scan of the events table for call record keys, one page at a time
+/// ([`Store::scan_call_keys`]). A call's key comes once per event: callers de-duplicate.
+#[derive(Debug)]
+pub struct CallKeyScan<'a> {
+    store: &'a Store,
+    start: Option<Item>,
+    done: bool,
+}
+
+impl CallKeyScan<'_> {
+    /// The call record keys of the next page (possibly none), or `None` once the scan is over.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<String>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let out = self
+            .store
+            .client
+            .scan()
+            .table_name(&self.store.events_table)
+            .projection_expression("pk, #t")
+            .expression_attribute_names("#t", "type")
+            .set_exclusive_start_key(self.start.take())
+            .send()
+            .await
+            .map_err(storage)?;
+        self.start = out.last_evaluated_key;
+        self.done = self.start.is_none();
+        let keys = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|mut item| {
+                let kind = item.get("type").and_then(|t| t.as_s().ok());
+                let is_call_event = kind
+                    .and_then(|k| EventType::parse(k))
+                    .is_some_and(|t| t != EventType::MessageReceived);
+                match item.remove("pk") {
+                    Some(AttributeValue::S(pk)) if is_call_event => Some(pk),
+                    _ => None,
+                }
+            })
+            .collect();
+        Ok(Some(keys))
     }
 }
 
