@@ -477,6 +477,8 @@ def child_env(args, port: int) -> dict:
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{FUNCTION_NAME}",
         "AWS_LAMBDA_LOG_STREAM_NAME": time.strftime("%Y/%m/%d/[$LATEST]") + uuid.uuid4().hex,
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        # The function's Handler, as Lambda passes it: which function callhook's bootstrap runs.
+        "_HANDLER": args.handler,
         "LAMBDA_TASK_ROOT": cwd,
         "TZ": ":UTC",
         "LANG": "C.UTF-8",
@@ -695,6 +697,8 @@ def main(argv=None) -> int:
     common.add_argument("--inherit-env", action="store_true",
                         help="start from this process's whole environment instead of a clean one")
     common.add_argument("--cwd", help="the child's working directory (and LAMBDA_TASK_ROOT)")
+    common.add_argument("--handler", default="ingest",
+                        help="the function's Handler, passed as _HANDLER (default: ingest)")
     common.add_argument("--memory", type=int, default=128, help="AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     common.add_argument("--timeout", type=float, default=60.0, help="seconds before giving up a run")
     common.add_argument("--out", type=Path, help="also write the JSON report here")

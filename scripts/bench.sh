@@ -31,7 +31,6 @@ INVOCATIONS="${BENCH_INVOCATIONS:-10000}"
 COLD_RUNS="${BENCH_COLD_RUNS:-30}"
 CONNECTIONS="${BENCH_CONNECTIONS:-32}"
 DURATION="${BENCH_DURATION:-20}"
-FUNCTIONS=(ingest call-started mid-call call-ended call-analyzed message-received)
 mkdir -p "$OUT" "$TOOLS"
 
 log() { echo "bench: $*" >&2; }
@@ -75,16 +74,16 @@ step_kernel() {
 }
 
 step_build() {
-  cargo build --release -p ingest
+  cargo build --release -p callhook-lambda
   cargo build --release -p callhook-cli
 }
 
 step_coldstart() {
   "$PY" bench/runtime_stub.py coldstart --runs "$COLD_RUNS" --out "$OUT/coldstart-callhook.json" \
-    -- target/release/ingest >/dev/null
+    -- target/release/callhook-lambda >/dev/null
   # As deployed: the credentials in the provider secret, read at init (from the stub, on loopback).
   "$PY" bench/runtime_stub.py coldstart --runs "$COLD_RUNS" --provider-secret \
-    --out "$OUT/coldstart-callhook-secret.json" -- target/release/ingest >/dev/null
+    --out "$OUT/coldstart-callhook-secret.json" -- target/release/callhook-lambda >/dev/null
   (cd bench/python/coldstart && "$PY" ../../runtime_stub.py coldstart --runs "$COLD_RUNS" \
     --out "$OUT/coldstart-python.json" -- "$PY" -m awslambdaric handler.handler >/dev/null)
 }
@@ -93,7 +92,7 @@ step_serve() {
   dynamodb
   "$PY" bench/runtime_stub.py serve --invocations "$INVOCATIONS" --timeout 1800 \
     --env CALLHOOK_DYNAMODB_ENDPOINT="$DDB" --out "$OUT/serve-callhook.json" \
-    -- target/release/ingest >/dev/null
+    -- target/release/callhook-lambda >/dev/null
   "$PY" bench/runtime_stub.py serve --invocations "$INVOCATIONS" --timeout 1800 \
     --cwd bench/python/coldstart --env CALLHOOK_DYNAMODB_ENDPOINT="$DDB" \
     --out "$OUT/serve-python.json" -- "$PY" -m awslambdaric handler.handler >/dev/null
@@ -101,7 +100,7 @@ step_serve() {
 
 step_writes() {
   dynamodb
-  "$PY" bench/python/writes.py --endpoint "$DDB" --rust target/release/ingest \
+  "$PY" bench/python/writes.py --endpoint "$DDB" --rust target/release/callhook-lambda \
     --out "$OUT/writes.json" >/dev/null
 }
 

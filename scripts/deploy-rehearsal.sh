@@ -22,7 +22,6 @@ FAKECLOUD_VERSION="0.51.0"
 TOOLS="$ROOT/.local/tools"
 FAKECLOUD="$TOOLS/fakecloud/bin/fakecloud"
 STATE="$ROOT/.local/rehearsal"
-FUNCTIONS=(ingest call-started mid-call call-ended call-analyzed message-received)
 started="$(date +%s)"
 log() { echo "deploy-rehearsal: $*" >&2; }
 
@@ -41,11 +40,9 @@ if [[ ! -x "$FAKECLOUD" || "$(cat "$TOOLS/fakecloud/VERSION" 2>/dev/null)" != "$
   echo "$FAKECLOUD_VERSION" >"$TOOLS/fakecloud/VERSION"
 fi
 
-# The functions as this machine runs them (x86_64; the launcher runs them as processes) and the
-# command that reads the records back.
-packages=()
-for f in "${FUNCTIONS[@]}"; do packages+=(-p "$f"); done
-cargo build --locked "${packages[@]}" -p callhook-cli
+# The functions' one bootstrap as this machine runs it (x86_64; the launcher runs it as a process
+# per function, with the function's Handler in _HANDLER) and the command that reads the records back.
+cargo build --locked -p callhook-lambda -p callhook-cli
 
 rm -rf "$STATE"
 mkdir -p "$STATE"

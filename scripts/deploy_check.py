@@ -4,11 +4,12 @@ the CloudFormation it expands to checked for what callhook's code expects.
 Usage: .venv/bin/python scripts/deploy_check.py   (scripts/deploy-check.sh installs the venv)
 
 Checked on the expanded template, which is what CloudFormation would create:
-- every Lambda function: bootstrap on provided.al2023, arm64, a binary that is a crate under
-  functions/, JSON logs, and only environment variables the code reads;
+- every Lambda function: the one bootstrap (functions/lambda, built once) on provided.al2023,
+  arm64, a handler it serves, each handler once, JSON logs, and only environment variables the
+  code reads;
 - the ingest function behind POST /webhooks/{provider} of the HTTP API, throttled;
 - every other function invoked by exactly one rule on the stack's bus for the canonical type its
-  binary serves, allowed to by a permission for that rule, with an asynchronous invocation config
+  handler merges, allowed to by a permission for that rule, with an asynchronous invocation config
   that sends failures to the failure queue;
 - no event source mapping at all: the pipe is the events stream's one reader;
 - every role starting from AWS's basic execution policy (logs) and nothing wider;
@@ -105,7 +106,8 @@ def main() -> int:
     by_type: dict[str, list[tuple[str, dict]]] = {}
     for name, resource in resources.items():
         by_type.setdefault(resource["Type"], []).append((name, resource))
-    crates = {p.name for p in (ROOT / "functions").iterdir() if (p / "Cargo.toml").exists()}
+    manifest = (ROOT / "functions" / "lambda" / "Cargo.toml").read_text()
+    bootstrap_crate = re.search(r'^name = "([^"]+)"', manifest, re.M).group(1)
     readable = variables_the_code_reads()
     canonical = {"call-started": "call_started", "mid-call": "mid_call", "call-ended": "call_ended",
                  "call-analyzed": "call_analyzed", "message-received": "message_received"}
@@ -113,13 +115,14 @@ def main() -> int:
     check(not by_type.get("AWS::Lambda::EventSourceMapping"),
           "an event source mapping reads the stream besides the pipe")
     functions = by_type.get("AWS::Lambda::Function", [])
-    binaries = set()
+    handlers = []
     for name, function in functions:
         props = function["Properties"]
         binary = function.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
-        binaries.add(binary)
-        check(binary in crates, f"{name}: binary {binary} is no crate under functions/")
-        check(props.get("Handler") == "bootstrap", f"{name}: handler is not bootstrap")
+        check(binary == bootstrap_crate, f"{name}: builds {binary}, not the bootstrap {bootstrap_crate}")
+        handler = props.get("Handler")
+        handlers.append(handler)
+        check(handler == "ingest" or handler in canonical, f"{name}: the bootstrap serves no handler {handler}")
         check(props.get("Runtime") == "provided.al2023", f"{name}: runtime")
         check(props.get("Architectures") == ["arm64"], f"{name}: architecture")
         check(props.get("LoggingConfig", {}).get("LogFormat") == "JSON", f"{name}: JSON logs")
@@ -135,7 +138,7 @@ def main() -> int:
         check(role.get("Properties", {}).get("ManagedPolicyArns") == [BASIC_EXECUTION],
               f"{name}: managed policies other than basic execution")
 
-        if binary == "ingest":
+        if handler == "ingest":
             secret = variables.get("CALLHOOK_PROVIDER_SECRET_ARN")
             check(secret is not None, f"{name}: no provider secret")
             grants = reads_secret(role)
@@ -160,8 +163,8 @@ def main() -> int:
         for rule_name, rule in rules:
             rule_props = rule["Properties"]
             check(ref(rule_props.get("EventBusName")) == "EventBus", f"{rule_name}: not on the stack's bus")
-            check(rule_props["EventPattern"].get("detail-type") == [canonical.get(binary)],
-                  f"{rule_name}: does not select {canonical.get(binary)}")
+            check(rule_props["EventPattern"].get("detail-type") == [canonical.get(handler)],
+                  f"{rule_name}: does not select {canonical.get(handler)}")
             target = rule_props["Targets"][0]
             check("DeadLetterConfig" in target and "RetryPolicy" in target, f"{rule_name}: no retries or DLQ")
             permitted = [p for _, p in by_type.get("AWS::Lambda::Permission", [])
@@ -177,7 +180,8 @@ def main() -> int:
             check(get_att(destination.get("Destination")) == "FailureQueue", f"{name}: failures go nowhere")
             check(config["Properties"].get("MaximumRetryAttempts", 2) <= 2, f"{name}: unbounded retries")
 
-    check(binaries == crates, f"functions {sorted(binaries)} vs crates {sorted(crates)}")
+    check(sorted(handlers) == sorted(["ingest", *canonical]),
+          f"functions with handlers {sorted(handlers)}: one each of ingest and {sorted(canonical)}")
 
     build = ROOT / ".aws-sam" / "build"
     if (build / "template.yaml").exists():

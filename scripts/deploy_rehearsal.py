@@ -78,12 +78,15 @@ def zipped(bootstrap: pathlib.Path) -> bytes:
 def rehearsal_template(bootstraps: pathlib.Path, s3) -> dict:
     template = yaml_parse((ROOT / "template.yaml").read_text())
     s3.create_bucket(Bucket=BUCKET)
+    uploaded = set()
     for name, resource in template["Resources"].items():
         if resource["Type"] != "AWS::Serverless::Function":
             continue
         binary = resource["Metadata"]["BuildProperties"]["Binary"]
         key = f"{binary}.zip"
-        s3.put_object(Bucket=BUCKET, Key=key, Body=zipped(bootstraps / binary))
+        if key not in uploaded:  # every function runs the same bootstrap: one zip, as sam package
+            s3.put_object(Bucket=BUCKET, Key=key, Body=zipped(bootstraps / binary))
+            uploaded.add(key)
         resource["Properties"]["CodeUri"] = f"s3://{BUCKET}/{key}"
         for event in resource["Properties"].get("Events", {}).values():
             if event["Type"] == "EventBridgeRule":

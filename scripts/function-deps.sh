@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the Lambda functions are built with, as `sam build` builds them (`cargo lambda build --bin
-# <function>` at the workspace root, which selects the workspace's default members): fails if
+# callhook-lambda` at the workspace root, which selects the workspace's default members): fails if
 # their dependency tree holds what only the local stack, the tests or the CLI need, the local
 # stack's code (the `callhook-local` crate), hyper's server, the DynamoDB Streams client, the SSO
 # credential providers, or a second TLS stack.
@@ -9,8 +9,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 tree="$(cargo tree --locked -e normal,features --prefix none --format '{p} {f}' | sort -u)"
 fail=0
-for function in $(ls functions); do
-  grep -q "^$function v" <<<"$tree" || { echo "function-deps: $function is not among what a root build selects" >&2; fail=1; }
+for crate in $(ls functions); do
+  name="$(sed -n 's/^name = "\(.*\)"/\1/p' "functions/$crate/Cargo.toml" | head -1)"
+  grep -q "^$name v" <<<"$tree" || { echo "function-deps: $name is not among what a root build selects" >&2; fail=1; }
 done
 forbid() {
   local what="$1" pattern="$2" found

@@ -61,12 +61,13 @@ for name, resource in template["Resources"].items():
         continue
     folder = build / resource["Properties"]["CodeUri"]
     binary = resource["Metadata"]["BuildProperties"]["Binary"]
+    handler = resource["Properties"].get("Handler", binary)
     bootstrap = folder / "bootstrap"
     zip_path = make_zip_with_lambda_permissions(str(pathlib.Path("target") / f"sam-{name}"), str(folder))
     zip_file = pathlib.Path(zip_path)
     with zipfile.ZipFile(zip_file) as z:
         names = z.namelist()
-    functions[binary] = {"logical_id": name, "bootstrap_bytes": bootstrap.stat().st_size,
+    functions[handler] = {"logical_id": name, "binary": binary, "bootstrap_bytes": bootstrap.stat().st_size,
                          "zip_bytes": zip_file.stat().st_size, "zip_entries": names}
     zip_file.unlink()
 default = template.get("Globals", {}).get("Function", {}).get("Architectures", ["x86_64"])

@@ -2,7 +2,7 @@
 
     bench/.venv/bin/python bench/python/check_parity.py --endpoint http://127.0.0.1:PORT -- CMD...
 
-CMD is any ingest runtime process, for example callhook's own ``target/release/ingest`` or the
+CMD is any ingest runtime process, for example callhook's own ``target/release/callhook-lambda`` or the
 Python one (``bench/.venv/bin/python -m awslambdaric handler.handler`` with
 ``--cwd bench/python/coldstart``). For every payload of bench/out/bodies (seed fixtures and the
 synthetic Vox bodies), runtime_stub.py serve delivers it twice (the same bytes: stored, then a

@@ -1,7 +1,7 @@
 """Writes per event: every DynamoDB request the ingest path makes, counted on the wire.
 
     bench/.venv/bin/python bench/python/writes.py --endpoint http://127.0.0.1:PORT \
-        --rust target/release/ingest [--invocations 200] [--out FILE]
+        --rust target/release/callhook-lambda [--invocations 200] [--out FILE]
 
 A counting proxy on 127.0.0.1 sits between the function and DynamoDB Local: it forwards every
 request unchanged and tallies it by operation (the `X-Amz-Target` header, e.g. `PutItem`) and by

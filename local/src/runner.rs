@@ -494,7 +494,7 @@ fn dead_letter(
         "timestamp": callhook::timefmt::rfc3339_ms(callhook::handlers::now_ms()),
         "requestContext": {
             "requestId": event["id"],
-            "functionArn": format!("arn:aws:lambda:local:000000000000:function:{}:$LATEST", rule.binary),
+            "functionArn": format!("arn:aws:lambda:local:000000000000:function:{}:$LATEST", rule.handler),
             "condition": "RetriesExhausted",
             "approximateInvokeCount": invocations,
         },
@@ -508,7 +508,7 @@ fn dead_letter(
     });
     DeadLetter {
         enqueued: false,
-        function: rule.binary.clone(),
+        function: rule.handler.clone(),
         pk: detail.pk.clone(),
         sk: detail.sk.clone(),
         error: error.to_owned(),

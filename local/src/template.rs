@@ -189,9 +189,9 @@ pub struct PipeDef {
 pub struct RuleDef {
     /// The function's logical id.
     pub function: String,
-    /// The cargo binary (`BuildProperties.Binary`), which is also the function crate's name.
-    pub binary: String,
-    /// The canonical type the function serves (from its binary's name).
+    /// The function's `Handler` (`call-started`, ...): which function the one bootstrap runs as.
+    pub handler: String,
+    /// The canonical type the function serves (from its handler).
     pub event_type: EventType,
     pub pattern: Value,
     /// Lambda's retries of a failed asynchronous invocation (`EventInvokeConfig`; 2 when unset).
@@ -271,8 +271,8 @@ pub fn rules() -> Result<Vec<RuleDef>> {
         if resource["Type"] != "AWS::Serverless::Function" {
             continue;
         }
-        let binary = resource
-            .pointer("/Metadata/BuildProperties/Binary")
+        let handler = resource
+            .pointer("/Properties/Handler")
             .and_then(Value::as_str)
             .unwrap_or_default();
         let invoke = resource.pointer("/Properties/EventInvokeConfig");
@@ -287,17 +287,17 @@ pub fn rules() -> Result<Vec<RuleDef>> {
                 continue;
             }
             let props = &event["Properties"];
-            let event_type = EventType::ALL
-                .into_iter()
-                .find(|t| callhook::handlers::merge::function_name(*t) == binary)
-                .ok_or_else(|| {
-                    Error::Config(format!(
-                        "{logical_id}: no canonical type is served by {binary}"
-                    ))
-                })?;
+            let event_type = match callhook::handlers::Function::from_handler(handler) {
+                Some(callhook::handlers::Function::Merge(event_type)) => event_type,
+                _ => {
+                    return Err(Error::Config(format!(
+                        "{logical_id}: its handler {handler:?} merges no canonical type"
+                    )));
+                }
+            };
             rules.push(RuleDef {
                 function: logical_id.clone(),
-                binary: binary.to_owned(),
+                handler: handler.to_owned(),
                 event_type,
                 pattern: props["Pattern"].clone(),
                 maximum_retry_attempts: invoke

@@ -29,13 +29,6 @@ const CANONICAL: [EventType; 5] = [
 /// What the pipe tags its bus events with; the rules match it.
 const BUS_SOURCE: &str = "callhook.events";
 
-fn function_crates() -> BTreeSet<String> {
-    std::fs::read_dir(repo_root().join("functions"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
 fn resources(template: &Value) -> &Map<String, Value> {
     template["Resources"].as_object().unwrap()
 }
@@ -51,9 +44,9 @@ fn functions(template: &Value) -> Vec<(&String, &Value)> {
     of_type(template, "AWS::Serverless::Function")
 }
 
-fn binary(function: &Value) -> &str {
+fn handler(function: &Value) -> &str {
     function
-        .pointer("/Metadata/BuildProperties/Binary")
+        .pointer("/Properties/Handler")
         .and_then(Value::as_str)
         .unwrap()
 }
@@ -62,7 +55,7 @@ fn binary(function: &Value) -> &str {
 fn stream_functions(template: &Value) -> Vec<(&String, &Value)> {
     functions(template)
         .into_iter()
-        .filter(|(_, f)| binary(f) != "ingest")
+        .filter(|(_, f)| handler(f) != "ingest")
         .collect()
 }
 
@@ -207,43 +200,49 @@ fn events(function: &Value) -> &Map<String, Value> {
 }
 
 #[test]
-fn every_function_crate_has_its_template_resource_and_the_reverse() {
+fn every_function_runs_the_one_bootstrap_built_once_as_its_handler() {
     let template = template().unwrap();
     let functions = functions(&template);
-    let binaries: BTreeSet<String> = functions
+    let handlers: Vec<String> = functions
         .iter()
-        .map(|(_, r)| binary(r).to_owned())
+        .map(|(_, r)| handler(r).to_owned())
         .collect();
+    let mut expected = callhook::handlers::Function::handlers();
+    let mut found = handlers.clone();
+    expected.sort();
+    found.sort();
     assert_eq!(
-        binaries,
-        function_crates(),
-        "template functions vs crates under functions/"
+        found, expected,
+        "one function per handler the bootstrap serves"
     );
 
+    // SAM builds functions whose code, runtime, architecture and build metadata are equal once,
+    // and copies the result to each: one cargo build, one link.
     for (id, function) in &functions {
         assert_eq!(
-            function
-                .pointer("/Metadata/BuildMethod")
-                .and_then(Value::as_str),
-            Some("rust-cargolambda"),
+            function["Metadata"],
+            json!({"BuildMethod": "rust-cargolambda", "BuildProperties": {"Binary": "callhook-lambda"}}),
             "{id}"
         );
-        let binary = binary(function);
-        let manifest = std::fs::read_to_string(
-            repo_root()
-                .join("functions")
-                .join(binary)
-                .join("Cargo.toml"),
-        )
-        .unwrap();
-        assert!(
-            manifest.contains(&format!("name = \"{binary}\"")),
-            "crate name of {binary}"
+        assert_eq!(
+            function.pointer("/Properties/CodeUri"),
+            Some(&json!(".")),
+            "{id}"
         );
+        for property in ["Runtime", "Architectures"] {
+            assert_eq!(
+                function["Properties"].get(property),
+                None,
+                "{id}: {property} is global"
+            );
+        }
     }
+    let manifest =
+        std::fs::read_to_string(repo_root().join("functions/lambda/Cargo.toml")).unwrap();
+    assert!(manifest.contains("name = \"callhook-lambda\""));
     let globals = &template["Globals"]["Function"];
     assert_eq!(globals["Runtime"], "provided.al2023");
-    assert_eq!(globals["Handler"], "bootstrap");
+    assert_eq!(globals.get("Handler"), None, "each function names its own");
     assert_eq!(globals["Architectures"], json!(["arm64"]));
 }
 
@@ -398,7 +397,7 @@ fn each_stream_function_is_invoked_by_one_bus_rule_on_the_type_its_main_serves()
     let template = template().unwrap();
     let mut served = BTreeSet::new();
     for (id, function) in stream_functions(&template) {
-        let binary = binary(function);
+        let handler = handler(function);
         let events = events(function);
         assert_eq!(events.len(), 1, "{id}: one event source, its bus rule");
         let rule = &events["Bus"];
@@ -407,7 +406,7 @@ fn each_stream_function_is_invoked_by_one_bus_rule_on_the_type_its_main_serves()
         assert_eq!(ref_of(&rule["EventBusName"]), Some("EventBus"), "{id}");
         assert_eq!(
             sub(&rule["RuleName"]),
-            Some(format!("${{AWS::StackName}}-{binary}").as_str()),
+            Some(format!("${{AWS::StackName}}-{handler}").as_str()),
             "{id}"
         );
         assert_eq!(rule["Pattern"]["source"], json!([BUS_SOURCE]), "{id}");
@@ -420,17 +419,10 @@ fn each_stream_function_is_invoked_by_one_bus_rule_on_the_type_its_main_serves()
             served.insert(event_type),
             "{id}: {event_type:?} served twice"
         );
-        assert_eq!(binary, event_type.as_str().replace('_', "-"), "{id}");
-        let main = std::fs::read_to_string(
-            repo_root()
-                .join("functions")
-                .join(binary)
-                .join("src/main.rs"),
-        )
-        .unwrap();
-        assert!(
-            main.contains(&format!("EventType::{event_type:?})")),
-            "{binary}'s main.rs serves {event_type:?}"
+        assert_eq!(
+            callhook::handlers::Function::from_handler(handler),
+            Some(callhook::handlers::Function::Merge(event_type)),
+            "{id}: its handler merges the type its rule selects"
         );
 
         // Delivery to Lambda: EventBridge's retries, then the failure queue.

@@ -34,7 +34,7 @@ pub enum Outcome {
     Failed(Box<Failure>),
 }
 
-/// The function that serves `event_type` (its crate and binary name).
+/// The function that serves `event_type`: its `Handler` in the template, and how failures name it.
 pub fn function_name(event_type: EventType) -> String {
     event_type.as_str().replace('_', "-")
 }

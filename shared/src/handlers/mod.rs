@@ -136,6 +136,59 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The `Handler` of the function behind the webhook route.
+pub const INGEST: &str = "ingest";
+
+/// The canonical types a function of their own merges, each on its rule of the bus.
+pub const MERGED: [crate::EventType; 5] = [
+    crate::EventType::CallStarted,
+    crate::EventType::MidCall,
+    crate::EventType::CallEnded,
+    crate::EventType::CallAnalyzed,
+    crate::EventType::MessageReceived,
+];
+
+/// What the function named by `handler` runs: ingest, or the merge of one canonical type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    Ingest,
+    Merge(crate::EventType),
+}
+
+impl Function {
+    /// The function a `Handler` names (`ingest`, `call-started`, ...).
+    pub fn from_handler(handler: &str) -> Option<Self> {
+        if handler == INGEST {
+            return Some(Self::Ingest);
+        }
+        MERGED
+            .into_iter()
+            .find(|t| merge::function_name(*t) == handler)
+            .map(Self::Merge)
+    }
+
+    /// Every function's `Handler`, ingest first.
+    pub fn handlers() -> Vec<String> {
+        std::iter::once(INGEST.to_owned())
+            .chain(MERGED.into_iter().map(merge::function_name))
+            .collect()
+    }
+}
+
+/// The runtime loop of the function the template's `Handler` names: every function of the stack
+/// runs the same bootstrap (one build, one link), and Lambda tells it which it is in `_HANDLER`.
+pub async fn run(handler: &str) -> Result<(), lambda_runtime::Error> {
+    match Function::from_handler(handler) {
+        Some(Function::Ingest) => run_ingest().await,
+        Some(Function::Merge(event_type)) => run_merge(event_type).await,
+        None => Err(format!(
+            "the function's handler is {handler:?}; callhook's bootstrap serves {}",
+            Function::handlers().join(", ")
+        )
+        .into()),
+    }
+}
+
 /// The `ingest` function's runtime loop. Its providers' credentials come from the provider secret
 /// when the template names one (read at init, then kept fresh: [`crate::secrets`]).
 pub async fn run_ingest() -> Result<(), lambda_http::Error> {
@@ -191,4 +244,36 @@ fn log_start(function: &str, config: &Config) {
         disabled = ?config.disabled_providers,
         "callhook started"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_handler_names_one_function_and_nothing_else_names_any() {
+        let handlers = Function::handlers();
+        assert_eq!(
+            handlers,
+            [
+                "ingest",
+                "call-started",
+                "mid-call",
+                "call-ended",
+                "call-analyzed",
+                "message-received"
+            ]
+        );
+        let functions: Vec<Function> = handlers
+            .iter()
+            .map(|h| Function::from_handler(h).unwrap())
+            .collect();
+        assert_eq!(functions[0], Function::Ingest);
+        for (function, event_type) in functions[1..].iter().zip(MERGED) {
+            assert_eq!(*function, Function::Merge(event_type));
+        }
+        for other in ["", "bootstrap", "unknown", "call_started", "Ingest"] {
+            assert_eq!(Function::from_handler(other), None, "{other}");
+        }
+    }
 }
