@@ -210,10 +210,16 @@ impl Bus {
     /// The bus named by `CALLHOOK_EVENT_BUS` (the functions' environment), else none.
     pub fn from_env(sdk: &aws_config::SdkConfig) -> Self {
         match std::env::var("CALLHOOK_EVENT_BUS") {
-            Ok(name) if !name.trim().is_empty() => Self::EventBridge {
-                client: aws_sdk_eventbridge::Client::new(sdk),
-                name: name.trim().to_owned(),
-            },
+            Ok(name) if !name.trim().is_empty() => {
+                let mut config = aws_sdk_eventbridge::config::Builder::from(sdk);
+                if let Some(endpoint) = crate::handlers::service_endpoint("EVENTBRIDGE") {
+                    config = config.endpoint_url(endpoint);
+                }
+                Self::EventBridge {
+                    client: aws_sdk_eventbridge::Client::from_conf(config.build()),
+                    name: name.trim().to_owned(),
+                }
+            }
             _ => Self::Off,
         }
     }

@@ -69,11 +69,8 @@ impl SecretSource {
             .build();
         let mut config =
             aws_sdk_secretsmanager::config::Builder::from(sdk).timeout_config(timeouts);
-        if let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER")
-            .ok()
-            .filter(|e| !e.trim().is_empty())
-        {
-            config = config.endpoint_url(endpoint.trim());
+        if let Some(endpoint) = crate::handlers::service_endpoint("SECRETS_MANAGER") {
+            config = config.endpoint_url(endpoint);
         }
         Self::SecretsManager {
             client: aws_sdk_secretsmanager::Client::from_conf(config.build()),

@@ -23,18 +23,23 @@ static LOGS: OnceLock<Buffer> = OnceLock::new();
 
 /// Starts capturing this process's logs (once; later calls do nothing).
 pub fn capture() {
-    capture_with(tracing_subscriber::EnvFilter::new("info,callhook=debug"));
+    capture_with("info,callhook=debug".parse().unwrap());
 }
 
-/// Starts capturing this process's logs through `filter` (once; later calls do nothing).
-pub fn capture_with(filter: tracing_subscriber::EnvFilter) {
+/// Starts capturing this process's logs through `filter` (once; later calls do nothing): the
+/// functions' own ([`callhook::handlers::log_filter`]) or any other filter by target.
+pub fn capture_with(filter: tracing_subscriber::filter::Targets) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     LOGS.get_or_init(|| {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         tracing_subscriber::fmt()
             .json()
-            .with_env_filter(filter)
+            .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
             .with_writer(move || writer.clone())
+            .finish()
+            .with(filter)
             .init();
         buffer
     });

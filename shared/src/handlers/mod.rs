@@ -61,11 +61,81 @@ pub fn sdk_loader(endpoint: Option<&str>) -> aws_config::ConfigLoader {
     }
 }
 
+/// The AWS SDK configuration of a function running in Lambda, from what Lambda puts in its
+/// environment: the region (`AWS_REGION`) and the execution role's credentials
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), with the timeouts and
+/// retries of [`sdk_config_for`]. Not aws-config's default chain, which looks for profile files,
+/// web identity tokens, SSO caches and the instance metadata service that a function never has,
+/// and links the STS client for them: the bootstrap is smaller and its cold start shorter without.
+/// Endpoints follow the SDKs' documented variables (`AWS_ENDPOINT_URL`, and
+/// `AWS_ENDPOINT_URL_DYNAMODB`, `_EVENTBRIDGE`, `_SECRETS_MANAGER` for one service), as does
+/// `AWS_USE_FIPS_ENDPOINT`; `CALLHOOK_DYNAMODB_ENDPOINT` (DynamoDB Local) as in [`sdk_config`].
+pub fn lambda_sdk_config() -> aws_config::SdkConfig {
+    use aws_config::environment::EnvironmentVariableCredentialsProvider;
+    use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+    let var = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_timeout(STORAGE_DEADLINE)
+        .build();
+    let mut builder = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(3))
+        .use_fips(var("AWS_USE_FIPS_ENDPOINT").is_some_and(|v| v.eq_ignore_ascii_case("true")));
+    if let Some(local) = var("CALLHOOK_DYNAMODB_ENDPOINT") {
+        return builder
+            .endpoint_url(local)
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "callhook-local",
+            )))
+            .build();
+    }
+    if let Some(region) = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")) {
+        builder = builder.region(aws_config::Region::new(region));
+    }
+    if let Some(endpoint) = var("AWS_ENDPOINT_URL") {
+        builder = builder.endpoint_url(endpoint);
+    }
+    builder
+        .credentials_provider(SharedCredentialsProvider::new(
+            EnvironmentVariableCredentialsProvider::new(),
+        ))
+        .build()
+}
+
+/// The DynamoDB client of a function: `AWS_ENDPOINT_URL_DYNAMODB` when set.
+fn dynamodb_client(sdk: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
+    let mut config = aws_sdk_dynamodb::config::Builder::from(sdk);
+    if let Some(endpoint) = service_endpoint("DYNAMODB") {
+        config = config.endpoint_url(endpoint);
+    }
+    aws_sdk_dynamodb::Client::from_conf(config.build())
+}
+
+/// `AWS_ENDPOINT_URL_<SERVICE>`, the endpoint of one service when it is set.
+pub(crate) fn service_endpoint(service: &str) -> Option<String> {
+    std::env::var(format!("AWS_ENDPOINT_URL_{service}"))
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
 /// Config, store and bus, built once per cold start.
 pub async fn init() -> Result<(Config, Store, crate::bus::Bus)> {
     let config = Config::from_env()?;
-    let sdk = sdk_config().await;
-    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &config);
+    let sdk = lambda_sdk_config();
+    let store = Store::new(dynamodb_client(&sdk), &config);
     Ok((config, store, crate::bus::Bus::from_env(&sdk)))
 }
 
@@ -76,12 +146,17 @@ pub fn init_tracing() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
         .ok();
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(log_filter(level.as_deref()))
+        // Everything reaches the filter by target, which decides (the builder alone stops at info).
+        .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
         .with_current_span(false)
         .with_target(false)
         .without_time()
+        .finish()
+        .with(log_filter(level.as_deref()))
         .try_init();
 }
 
@@ -105,9 +180,12 @@ const RAW_TRAFFIC: [&str; 13] = [
 ];
 
 /// The log filter for `level` (Lambda's `AWS_LAMBDA_LOG_LEVEL`, from the template's `LogLevel`:
-/// `TRACE` … `FATAL`; or an `EnvFilter` directive list), `info` when none or invalid, with the
-/// libraries of [`RAW_TRAFFIC`] held at `info`.
-pub fn log_filter(level: Option<&str>) -> tracing_subscriber::EnvFilter {
+/// `TRACE` … `FATAL`; or `target=level` directives, as `RUST_LOG` takes them), `info` when none
+/// or invalid or for the targets no directive names, with the libraries of [`RAW_TRAFFIC`] held
+/// at `info`. A filter by target, not an
+/// `EnvFilter`: the functions need no regular expressions, and their binary is smaller without.
+pub fn log_filter(level: Option<&str>) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
     let level = level
         .map(str::trim)
         .filter(|l| !l.is_empty())
@@ -119,12 +197,13 @@ pub fn log_filter(level: Option<&str>) -> tracing_subscriber::EnvFilter {
     } else {
         level
     };
-    let mut filter = tracing_subscriber::EnvFilter::try_new(&level)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let mut filter: Targets = level.parse().unwrap_or_default();
+    // Directives for some targets only leave the rest at info, never silent.
+    if filter.default_level().is_none() {
+        filter = filter.with_default(LevelFilter::INFO);
+    }
     for target in RAW_TRAFFIC {
-        if let Ok(directive) = format!("{target}=info").parse() {
-            filter = filter.add_directive(directive);
-        }
+        filter = filter.with_target(target, LevelFilter::INFO);
     }
     filter
 }
@@ -193,10 +272,10 @@ pub async fn run(handler: &str) -> Result<(), lambda_runtime::Error> {
 /// when the template names one (read at init, then kept fresh: [`crate::secrets`]).
 pub async fn run_ingest() -> Result<(), lambda_http::Error> {
     init_tracing();
-    let sdk = sdk_config().await;
+    let sdk = lambda_sdk_config();
     let live = std::sync::Arc::new(crate::secrets::LiveConfig::from_env(&sdk).await?);
     let (config, _) = live.current();
-    let store = Store::new(aws_sdk_dynamodb::Client::new(&sdk), &config);
+    let store = Store::new(dynamodb_client(&sdk), &config);
     log_start("ingest", &config);
     let (live, store) = (&live, &store);
     lambda_http::run(lambda_http::service_fn(move |request| async move {
@@ -249,6 +328,33 @@ fn log_start(function: &str, config: &Config) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_filter_takes_lambdas_levels_and_holds_raw_traffic_at_info() {
+        use tracing::Level;
+        let debug = log_filter(Some("DEBUG"));
+        assert!(debug.would_enable("callhook::handlers", &Level::DEBUG));
+        assert!(!debug.would_enable("callhook::handlers", &Level::TRACE));
+        for target in RAW_TRAFFIC {
+            assert!(debug.would_enable(target, &Level::INFO), "{target}");
+            assert!(!debug.would_enable(target, &Level::DEBUG), "{target}");
+        }
+        assert!(!log_filter(Some("trace")).would_enable("lambda_runtime::layers", &Level::DEBUG));
+        let fatal = log_filter(Some("FATAL"));
+        assert!(fatal.would_enable("callhook", &Level::ERROR));
+        assert!(!fatal.would_enable("callhook", &Level::WARN));
+        for default in [None, Some(""), Some("no such level="), Some("hyper=debug")] {
+            let filter = log_filter(default);
+            assert!(filter.would_enable("callhook", &Level::INFO), "{default:?}");
+            assert!(
+                !filter.would_enable("callhook", &Level::DEBUG),
+                "{default:?}"
+            );
+        }
+        let directives = log_filter(Some("info,callhook::store=trace"));
+        assert!(directives.would_enable("callhook::store::events", &Level::TRACE));
+        assert!(!directives.would_enable("callhook::intake", &Level::DEBUG));
+    }
 
     #[test]
     fn each_handler_names_one_function_and_nothing_else_names_any() {
