@@ -50,11 +50,13 @@ TARGETS = {
     "kernel_us": 20.0,
     "kernel_ratio": 10.0,
     "kernel_floor_ratio": 2.0,
-    "coldstart_ms": 15.0,
+    "coldstart_ms": 10.0,
     "coldstart_ratio": 10.0,
     "peak_rss_mb": 32.0,
     "e2e_cpu_ratio": 25.0,
     "zip_mb": 4.0,
+    "sam_build_s": 480.0,
+    "invocation_cpu_ms": 0.25,
 }
 
 missing: list[str] = []
@@ -225,7 +227,7 @@ def coldstart_section(out: Path, lines: list[str], summary: list[list[str]]) -> 
         return
     secret = load(out, "coldstart-callhook-secret.json")
     rows = []
-    sides = [("callhook `ingest` (release bootstrap), credentials in its environment", rust)]
+    sides = [("callhook `ingest` (the release bootstrap as ingest), credentials in its environment", rust)]
     if secret:
         sides.append(("callhook `ingest`, reading the provider secret (as deployed)", secret))
     sides.append(("Python handler + boto3 (awslambdaric)", py))
@@ -236,7 +238,9 @@ def coldstart_section(out: Path, lines: list[str], summary: list[list[str]]) -> 
         "### 2. Cold start proxy",
         "",
         "Spawn → the first `GET /2018-06-01/runtime/invocation/next` on a stub of the Lambda runtime API "
-        "(`bench/runtime_stub.py coldstart`): configuration read, DynamoDB client built. Warm page cache.",
+        "(`bench/runtime_stub.py coldstart`): configuration read, DynamoDB client built. Warm page cache. The "
+        "functions build their SDK configuration from what Lambda puts in their environment (region, the role's "
+        "credentials), not with aws-config's default chain.",
         "",
         *table(["runtime", "runs", "median ms", "p90 ms", "min ms", "max ms", "RSS at ready MB"], rows),
         "",
@@ -250,8 +254,9 @@ def coldstart_section(out: Path, lines: list[str], summary: list[list[str]]) -> 
             "",
         ]
         rust = secret
-    summary.append(["cold start (median)", f"{rust['median']:.1f} ms", f"{py['median']:.0f} ms", ratio(py["median"], rust["median"]),
-                    f"≤ 15 ms, ≥ 10×: {verdict(rust['median'] <= TARGETS['coldstart_ms'] and py['median'] / rust['median'] >= TARGETS['coldstart_ratio'])}"])
+    summary.append(["cold start (median)" + (", provider secret read at init" if secret else ""),
+                    f"{rust['median']:.1f} ms", f"{py['median']:.0f} ms", ratio(py["median"], rust["median"]),
+                    f"≤ 10 ms, ≥ 10×: {verdict(rust['median'] <= TARGETS['coldstart_ms'] and py['median'] / rust['median'] >= TARGETS['coldstart_ratio'])}"])
 
 
 def serve_section(out: Path, lines: list[str], summary: list[list[str]]) -> dict:
@@ -276,7 +281,8 @@ def serve_section(out: Path, lines: list[str], summary: list[list[str]]) -> dict
     summary.append(["peak RSS, 10,000 invocations", f"{rust['peak_rss_kb'] / 1024:.1f} MB", f"{py['peak_rss_kb'] / 1024:.1f} MB",
                     ratio(py["peak_rss_kb"], rust["peak_rss_kb"]), f"≤ 32 MB: {verdict(rust['peak_rss_kb'] / 1024 <= TARGETS['peak_rss_mb'])}"])
     summary.append(["CPU per Lambda invocation", f"{rust['cpu_ms_per_invocation']:.3f} ms", f"{py['cpu_ms_per_invocation']:.3f} ms",
-                    ratio(py["cpu_ms_per_invocation"], rust["cpu_ms_per_invocation"]), "–"])
+                    ratio(py["cpu_ms_per_invocation"], rust["cpu_ms_per_invocation"]),
+                    f"≤ 0.25 ms: {verdict(rust['cpu_ms_per_invocation'] <= TARGETS['invocation_cpu_ms'])}"])
     return {"callhook": rust, "reference": py}
 
 
@@ -348,7 +354,9 @@ def artifacts_section(out: Path, lines: list[str], summary: list[list[str]]) -> 
         "",
         f"From `{d['tool']}` of `template.yaml` ({arch}; SAM CLI and cargo-lambda from PyPI, "
         "`scripts/sam-build.sh`): each function's `bootstrap` in `.aws-sam/build`, and the zip `sam deploy` makes "
-        f"of its folder. The build took {minutes} min {seconds:02d} s here, "
+        "of its folder. Every function runs the same bootstrap (`functions/lambda`, told which function it is by its "
+        "`Handler`), so SAM compiles and links it once and copies it to each function. "
+        f"The build took {minutes} min {seconds:02d} s here, "
         f"{'from a clean `target/`' if d.get('cold') else 'with `target/` as the earlier steps left it'}.",
         "",
         *table(["function", "zip MB", "bootstrap MB", "≤ 4 MB"], rows),
@@ -357,6 +365,9 @@ def artifacts_section(out: Path, lines: list[str], summary: list[list[str]]) -> 
     if d.get("reference_zip_bytes"):
         lines += [f"For scale: the Python Lambda's own code zips to {d['reference_zip_bytes'] / 1e3:.0f} KB, "
                   "because the Python runtime brings the interpreter and boto3.", ""]
+    if d.get("cold"):
+        summary.append(["`sam build`, from a clean `target/`", f"{minutes} min {seconds:02d} s", "–", "–",
+                        f"≤ 8 min: {verdict(d['seconds'] <= TARGETS['sam_build_s'])}"])
     largest = max(s["zip_bytes"] for s in d["functions"].values())
     summary.append(["largest function zip", f"{largest / 1e6:.2f} MB", "–", "–", f"≤ 4 MB: {verdict(largest / 1e6 <= TARGETS['zip_mb'])}"])
 
