@@ -9,24 +9,11 @@ set -euo pipefail
 
 log() { echo "chromium: $*" >&2; }
 
-if ! command -v chromium >/dev/null 2>&1; then
-  if [ "$(id -u)" -ne 0 ]; then
-    log "chromium is not installed and installing it needs root: sudo apt-get install -y chromium"
-    exit 1
-  fi
-  log "installing Debian's chromium package"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq chromium >&2
-fi
+here="$(dirname "${BASH_SOURCE[0]}")"
+command -v chromium >/dev/null 2>&1 || "$here/apt-install.sh" "the browser test" chromium
 if [ -z "$(fc-list :lang=ko 2>/dev/null)" ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    log "installing Debian's fonts-nanum (Korean) for the screenshots"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq fonts-nanum >&2 || { apt-get update -qq >&2 && apt-get install -y -qq fonts-nanum >&2; }
-  else
-    log "no Korean font: the screenshots show Korean text as boxes (sudo apt-get install fonts-nanum)"
-  fi
+  "$here/apt-install.sh" "Korean text in the screenshots" fonts-nanum \
+    || log "no Korean font: the screenshots show Korean text as boxes"
 fi
 log "$(chromium --version 2>/dev/null || true)"
 command -v chromium

@@ -18,15 +18,7 @@ if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
   log "adding the $TARGET standard library (rustup target add $TARGET)"
   rustup target add "$TARGET" >&2
 fi
-if ! command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1; then
-  if [ "$(id -u)" -ne 0 ]; then
-    log "MinGW is missing and installing it needs root: sudo apt-get install -y gcc-mingw-w64-x86-64"
-    exit 1
-  fi
-  log "installing Debian's gcc-mingw-w64-x86-64"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >&2
-  apt-get install -y -qq gcc-mingw-w64-x86-64 >&2
-fi
+command -v x86_64-w64-mingw32-gcc >/dev/null 2>&1 \
+  || scripts/apt-install.sh "the TLS stack's C code for Windows" gcc-mingw-w64-x86-64
 cargo check --locked -p callhook-cli --bin callhook --target "$TARGET"
 log "callhook compiles for $TARGET"

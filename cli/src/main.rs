@@ -181,17 +181,7 @@ fn main() -> ExitCode {
 /// An error followed by its causes (its `source()` chain), each after a colon:
 /// `<error>: <cause>: <cause>`. A cause whose text is already in the line is not repeated.
 pub(crate) fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        let text = next.to_string();
-        if !text.is_empty() && !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cause = next.source();
-    }
-    line
+    callhook::error::with_sources(error, usize::MAX)
 }
 
 #[cfg(test)]

@@ -200,6 +200,25 @@ pub struct StorageError {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// An error and each of its sources, in one line (`a: b: c`), each said once (a source whose
+/// words its error already repeats is left out), cut at `max_chars`.
+pub fn with_sources(error: &(dyn std::error::Error + 'static), max_chars: usize) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        let text = next.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = next.source();
+    }
+    if line.len() > max_chars {
+        line = line.chars().take(max_chars).collect();
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,10 +3,11 @@
 //! of SDK errors to [`StorageKind`]s — retry decisions are derived from the kind, never from a
 //! message.
 
-use crate::error::{Error, Result, StorageKind};
+use crate::error::{Error, Result, StorageKind, with_sources};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -52,6 +53,46 @@ pub struct DynamoTable<'a> {
 impl<'a> DynamoTable<'a> {
     pub fn new(client: &'a Client, name: &'a str) -> Self {
         Self { client, name }
+    }
+
+    /// Every item of a partition whose sort key starts with `prefix`, in sort-key order, read
+    /// with consistent Queries that `shape` adds to (a projection, a filter), page after page.
+    pub async fn query_shaped(
+        &self,
+        pk: &str,
+        prefix: &str,
+        shape: impl Fn(QueryFluentBuilder) -> QueryFluentBuilder,
+    ) -> Result<Vec<Item>> {
+        // A plain loop rather than the SDK's paginator: the paginator's stream types make the
+        // merge functions' futures too deep for the compiler's default query limit.
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut request = self
+                .client
+                .query()
+                .table_name(self.name)
+                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()));
+            // DynamoDB refuses an empty string even as a prefix: no prefix, no sort-key condition.
+            request = if prefix.is_empty() {
+                request.key_condition_expression("pk = :pk")
+            } else {
+                request
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
+            };
+            let out = shape(request)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(storage)?;
+            items.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
     }
 }
 
@@ -114,36 +155,7 @@ impl Table for DynamoTable<'_> {
     }
 
     async fn query(&self, pk: &str, prefix: &str) -> Result<Vec<Item>> {
-        // A plain loop rather than the SDK's paginator: the paginator's stream types make the
-        // merge functions' futures too deep for the compiler's default query limit.
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let mut request = self
-                .client
-                .query()
-                .table_name(self.name)
-                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()));
-            // DynamoDB refuses an empty string even as a prefix: no prefix, no sort-key condition.
-            request = if prefix.is_empty() {
-                request.key_condition_expression("pk = :pk")
-            } else {
-                request
-                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
-            };
-            let out = request
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(storage)?;
-            items.extend(out.items.unwrap_or_default());
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+        self.query_shaped(pk, prefix, |query| query).await
     }
 
     async fn delete(&self, pk: &str, sk: &str) -> Result<()> {
@@ -212,28 +224,13 @@ pub fn storage<
         }
         // The SDK's own words are terse ("dispatch failure"); the cause is in its sources
         // (connection refused, a DNS failure, the credentials chain): keep them all.
-        SdkError::TimeoutError(_) => (StorageKind::Transient, with_sources(&error)),
+        SdkError::TimeoutError(_) => (StorageKind::Transient, with_sources(&error, 1000)),
         SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            (StorageKind::Transient, with_sources(&error))
+            (StorageKind::Transient, with_sources(&error, 1000))
         }
-        _ => (StorageKind::Rejected, with_sources(&error)),
+        _ => (StorageKind::Rejected, with_sources(&error, 1000)),
     };
     Error::storage(kind, detail)
-}
-
-/// An error and each of its sources, in one line (`a: b: c`), each said once.
-fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        let text = next.to_string();
-        if !text.is_empty() && !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cause = next.source();
-    }
-    line.chars().take(1000).collect()
 }
 
 impl<T: Table + Sync> Table for &T {

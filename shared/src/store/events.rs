@@ -465,37 +465,26 @@ impl Store {
             .map(|i| format!("#a{i}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let mut request = self
-                .client
-                .query()
-                .table_name(&self.events_table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.to_owned()))
-                .expression_attribute_values(":prefix", AttributeValue::S(prefix.to_owned()))
-                .projection_expression(&projection)
-                .consistent_read(true)
-                .set_exclusive_start_key(start);
-            for (i, name) in HEADER_ATTRIBUTES.iter().enumerate() {
-                request = request.expression_attribute_names(format!("#a{i}"), *name);
-            }
-            if let Some(since) = since {
-                request = request
-                    .filter_expression("#since >= :since")
-                    .expression_attribute_names("#since", "received_at")
-                    .expression_attribute_values(":since", AttributeValue::N(since.to_string()));
-            }
-            let out = request.send().await.map_err(storage)?;
-            for item in out.items.unwrap_or_default() {
-                items.push(from_item(item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+        let items = self
+            .events()
+            .query_shaped(pk, prefix, |mut query| {
+                query = query.projection_expression(&projection);
+                for (i, name) in HEADER_ATTRIBUTES.iter().enumerate() {
+                    query = query.expression_attribute_names(format!("#a{i}"), *name);
+                }
+                match since {
+                    Some(since) => query
+                        .filter_expression("#since >= :since")
+                        .expression_attribute_names("#since", "received_at")
+                        .expression_attribute_values(
+                            ":since",
+                            AttributeValue::N(since.to_string()),
+                        ),
+                    None => query,
+                }
+            })
+            .await?;
+        items.into_iter().map(from_item).collect()
     }
 
     /// A Scan of the events table for the record keys of every call that has events: only
