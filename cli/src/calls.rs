@@ -117,7 +117,8 @@ async fn show(args: ShowArgs, stack: &StackArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn status(record: &CallRecord) -> String {
+/// The record's status as the contract writes it (`in_progress`, ...), `-` when unknown.
+pub(crate) fn status(record: &CallRecord) -> String {
     record
         .status
         .and_then(|s| serde_json::to_value(s).ok())

@@ -439,7 +439,7 @@ async fn list(
                 escape(&dash(r.direction.as_deref())),
                 escape(&dash(r.from_number.as_deref())),
                 escape(&dash(r.to_number.as_deref())),
-                escape(&status(r)),
+                escape(&crate::calls::status(r)),
                 escape(&duration(r.duration_ms)),
                 escape(&dash(r.agent.as_ref().and_then(|a| a.id.as_deref()))),
             );
@@ -476,14 +476,6 @@ fn dash(value: Option<&str>) -> String {
     }
 }
 
-fn status(record: &CallRecord) -> String {
-    record
-        .status
-        .and_then(|s| serde_json::to_value(s).ok())
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "-".to_owned())
-}
-
 fn plain(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
@@ -515,7 +507,7 @@ async fn call(store: &Store, provider: &str, id: &str) -> Result<(String, String
     let mut fact = |name: &str, html: String| {
         let _ = write!(out, "<dt>{}</dt><dd>{html}</dd>", escape(name));
     };
-    let mut state = escape(&status(r));
+    let mut state = escape(&crate::calls::status(r));
     if let Some(outcome) = &r.outcome {
         let _ = write!(state, ", {}", escape(outcome));
     }
