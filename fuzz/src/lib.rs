@@ -5,8 +5,9 @@
 //! - `parse_<provider>`: a parsed body gives events with a call id and a dedupe key, already
 //!   storable in DynamoDB (normalizing them again changes nothing), and merging them is
 //!   idempotent.
-//! - `merge`: events parsed from several bodies, made one call's, merge to the same record in
-//!   forward and reverse order, and merging them again changes nothing.
+//! - `merge`: events parsed from several bodies, made one call's and kept once per dedupe key (as
+//!   the events table keeps them), merge to the same record in forward and reverse order, and
+//!   merging them again changes nothing.
 #![forbid(unsafe_code)]
 
 use callhook::auth::Signature;
@@ -189,6 +190,12 @@ pub fn merge(data: &[u8]) {
     }
     // Messages are not merged into call records.
     events.retain(|e| e.event_type != callhook::EventType::MessageReceived);
+    // The events table keeps one event per dedupe key (the first stored; a later delivery with
+    // the key is answered as a duplicate), so the merge never sees two. Two bodies can share a
+    // key and differ: a provider that sends no delivery id (Bland) is keyed on its delivery's
+    // identity, and its retries need not be byte-identical.
+    let mut seen = std::collections::HashSet::new();
+    events.retain(|e| seen.insert(e.dedupe_key.clone()));
     if events.is_empty() {
         return;
     }
