@@ -587,7 +587,7 @@ async fn call(store: &Store, provider: &str, id: &str) -> Result<(String, String
         r.transcript.len()
     );
     for turn in &r.transcript {
-        let side = match turn.role.as_str() {
+        let side = match turn.role.as_ref() {
             "agent" | "assistant" | "bot" => "agent",
             "user" | "caller" | "customer" | "human" => "user",
             _ => "other",

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 use std::fmt;
 
 /// The canonical event types. Closed on purpose: it is callhook's own vocabulary (and the stream
@@ -95,8 +96,9 @@ pub struct Turn {
     /// First field so that live turns sort by time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<i64>,
-    /// `agent`, `user`, `tool`, or the provider's own role verbatim.
-    pub role: String,
+    /// `agent`, `user`, `tool`, or the provider's own role verbatim (the three sides are
+    /// static: a transcript of thousands of turns allocates none for them).
+    pub role: Cow<'static, str>,
     #[serde(default)]
     pub content: String,
 }
@@ -112,16 +114,56 @@ impl Turn {
 }
 
 /// Providers name the two sides differently (`bot`/`human`, `assistant`, `agent`/`user`).
-pub fn normalize_role(role: &str) -> String {
-    let lower = role.trim().to_ascii_lowercase();
-    match lower.as_str() {
-        "agent" | "bot" | "assistant" | "ai" => "agent".to_owned(),
-        "user" | "human" | "customer" | "caller" => "user".to_owned(),
-        "tool" | "function" | "tool_call_invocation" | "tool_call_result" | "tool_call" => {
-            "tool".to_owned()
+pub fn normalize_role(role: &str) -> Cow<'static, str> {
+    const SIDES: [(&str, &[&str]); 3] = [
+        ("agent", &["agent", "bot", "assistant", "ai"]),
+        ("user", &["user", "human", "customer", "caller"]),
+        (
+            "tool",
+            &[
+                "tool",
+                "function",
+                "tool_call_invocation",
+                "tool_call_result",
+                "tool_call",
+            ],
+        ),
+    ];
+    let role = role.trim();
+    SIDES
+        .iter()
+        .find(|(_, names)| names.iter().any(|name| name.eq_ignore_ascii_case(role)))
+        .map_or_else(
+            || Cow::Owned(role.to_owned()),
+            |&(side, _)| Cow::Borrowed(side),
+        )
+}
+
+/// A provider's turn role, normalized as it is read ([`normalize_role`]), so that the usual
+/// sides are never allocated; for `#[serde(deserialize_with)]` on an `Option`.
+pub(crate) fn de_role<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'static, str>>, D::Error> {
+    struct RoleVisitor;
+    impl<'v> serde::de::Visitor<'v> for RoleVisitor {
+        type Value = Option<Cow<'static, str>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a string")
         }
-        _ => role.trim().to_owned(),
+        fn visit_str<E: serde::de::Error>(self, role: &str) -> Result<Self::Value, E> {
+            Ok(Some(normalize_role(role)))
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'v>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
     }
+    deserializer.deserialize_option(RoleVisitor)
 }
 
 /// A cost as the provider states it. The amount is kept as the provider's JSON number, never

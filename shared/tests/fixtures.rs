@@ -149,11 +149,11 @@ fn vox_v2_call_ended() {
     let transcript = p.transcript.as_ref().unwrap();
     assert_eq!(transcript.len(), 2);
     assert_eq!(
-        (transcript[0].role.as_str(), transcript[0].content.as_str()),
+        (transcript[0].role.as_ref(), transcript[0].content.as_str()),
         ("agent", "안녕하세요. 무엇을 도와드릴까요?")
     );
     assert_eq!(
-        (transcript[1].role.as_str(), transcript[1].content.as_str()),
+        (transcript[1].role.as_ref(), transcript[1].content.as_str()),
         ("user", "주문 상태를 확인하고 싶습니다.")
     );
     assert_eq!(
@@ -361,7 +361,7 @@ fn synthflow_completion_yields_ended_and_analyzed() {
         json!({"name": "David", "phone_number": "+1234334546"})
     );
     let turns = p.transcript.as_ref().unwrap();
-    let roles: Vec<_> = turns.iter().map(|t| t.role.as_str()).collect();
+    let roles: Vec<_> = turns.iter().map(|t| t.role.as_ref()).collect();
     assert_eq!(roles, ["agent", "user", "agent", "user"]);
     assert_eq!(turns[1].content, "Yes. I want to buy a car.");
     assert_eq!(turns[3].content, "I want to buy a car by");

@@ -514,7 +514,7 @@ mod tests {
     fn pairs(turns: &[Turn]) -> Vec<(&str, &str)> {
         turns
             .iter()
-            .map(|t| (t.role.as_str(), t.content.as_str()))
+            .map(|t| (t.role.as_ref(), t.content.as_str()))
             .collect()
     }
 
@@ -639,7 +639,7 @@ mod tests {
         let turns = p.transcript.as_ref().unwrap();
         assert_eq!(turns.len(), 5);
         assert_eq!(
-            (turns[3].role.as_str(), turns[3].content.as_str()),
+            (turns[3].role.as_ref(), turns[3].content.as_str()),
             ("user", "Sure, Thursday at three works best.")
         );
         let analysis = p.analysis.as_ref().unwrap();

@@ -479,7 +479,7 @@ mod tests {
     fn pairs(turns: &[Turn]) -> Vec<(&str, &str)> {
         turns
             .iter()
-            .map(|t| (t.role.as_str(), t.content.as_str()))
+            .map(|t| (t.role.as_ref(), t.content.as_str()))
             .collect()
     }
 

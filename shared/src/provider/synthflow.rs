@@ -218,7 +218,7 @@ mod tests {
             split_transcript("\nbot:  Hello there \nhuman:  Yes.\n  I want a car.\nBOT:ok\n\n");
         let pairs: Vec<_> = turns
             .iter()
-            .map(|t| (t.role.as_str(), t.content.as_str()))
+            .map(|t| (t.role.as_ref(), t.content.as_str()))
             .collect();
         assert_eq!(
             pairs,

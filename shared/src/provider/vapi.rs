@@ -896,7 +896,7 @@ mod tests {
             .as_ref()
             .unwrap()
             .iter()
-            .map(|t| (t.role.as_str(), t.content.as_str()))
+            .map(|t| (t.role.as_ref(), t.content.as_str()))
             .collect();
         assert_eq!(turns.len(), 7);
         assert_eq!(turns[0].0, "system");

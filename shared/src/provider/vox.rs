@@ -15,6 +15,7 @@ use crate::event::{
 use crate::timefmt::de_millis;
 use serde::Deserialize;
 use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
 
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Vox;
@@ -83,7 +84,8 @@ struct AgentIn {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct TurnIn {
-    role: Option<String>,
+    #[serde(deserialize_with = "crate::event::de_role")]
+    role: Option<Cow<'static, str>>,
     content: Option<String>,
     /// Tool-call entries of `transcript_with_tool_calls` name a tool instead of speaking.
     name: Option<String>,
@@ -145,7 +147,7 @@ impl Provider for Vox {
                     | EventType::CallAnalyzed
             )
         });
-        let (call, call_field) = match (event_type, payload.call, payload.mid_call) {
+        let (mut call, call_field) = match (event_type, payload.call, payload.mid_call) {
             (Some(EventType::MidCall), call, Some(mid)) if legacy || call.is_none() => {
                 (mid, "mid_call")
             }
@@ -174,9 +176,14 @@ impl Provider for Vox {
                 EventData::Opaque,
             )]);
         };
-        let call_id = required_id(call.call_id.clone(), &format!("{call_field}.call_id"))?;
+        let field = if call_field == "call" {
+            "call.call_id"
+        } else {
+            "mid_call.call_id"
+        };
+        let call_id = required_id(call.call_id.take(), field)?;
 
-        let mut patch = common_patch(&call);
+        let mut patch = common_patch(&mut call);
         let occurred_at;
         match event_type {
             EventType::CallStarted => {
@@ -187,19 +194,19 @@ impl Provider for Vox {
                 patch.status = Some(CallStatus::InProgress);
                 occurred_at = call.occurred_at.or(call.timestamp);
                 if call.event_type.as_deref() == Some("call_message") {
-                    patch.live_turn = call.event_data.as_ref().and_then(turn).map(|mut t| {
+                    patch.live_turn = call.event_data.take().and_then(turn).map(|mut t| {
                         t.at = occurred_at;
                         t
                     });
                 }
             }
             _ => {
-                end_fields(&call, &mut patch);
+                end_fields(&mut call, &mut patch);
                 occurred_at = patch.ended_at;
             }
         }
 
-        let analysis_patch = analysis_patch(&call);
+        let analysis_patch = analysis_patch(&mut call);
         let mut events = Vec::with_capacity(2);
         if event_type == EventType::CallEnded && legacy {
             // v1: cost and analysis ride on call_ended; they become their own call_analyzed.
@@ -227,75 +234,72 @@ impl Provider for Vox {
     }
 }
 
-/// Fields every Vox call event may carry.
-fn common_patch(call: &Call) -> CallPatch {
-    let agent = match &call.agent {
+/// Fields every Vox call event may carry (taken out of `call`).
+fn common_patch(call: &mut Call) -> CallPatch {
+    let agent = match call.agent.take() {
         Some(agent) => Agent {
-            id: agent.agent_id.clone(),
-            version: version_text(&agent.agent_version),
+            id: agent.agent_id,
+            version: version_text(agent.agent_version),
         },
         None => Agent {
-            id: call.agent_id.clone(),
-            version: version_text(&call.agent_version),
+            id: call.agent_id.take(),
+            version: version_text(call.agent_version.take()),
         },
     };
     CallPatch {
         agent: Some(agent),
-        direction: call.call_type.clone(),
-        from_number: call.from_number.clone().or_else(|| call.call_from.clone()),
-        to_number: call.to_number.clone().or_else(|| call.call_to.clone()),
+        direction: call.call_type.take(),
+        from_number: call.from_number.take().or_else(|| call.call_from.take()),
+        to_number: call.to_number.take().or_else(|| call.call_to.take()),
         started_at: call.start_at.or(call.start_timestamp),
-        dynamic_variables: call.dynamic_variables.clone(),
-        metadata: call.metadata.clone(),
+        dynamic_variables: call.dynamic_variables.take(),
+        metadata: call.metadata.take(),
         sensitive_data_opt_out: call.opt_out_sensitive_data_storage,
         ..CallPatch::default()
     }
 }
 
-/// Fields of `call_ended` and `call_analyzed`.
-fn end_fields(call: &Call, patch: &mut CallPatch) {
+/// Fields of `call_ended` and `call_analyzed` (taken out of `call`).
+fn end_fields(call: &mut Call, patch: &mut CallPatch) {
     patch.status = Some(CallStatus::Ended);
-    patch.provider_status = call.call_status.clone();
+    patch.provider_status = call.call_status.take();
     patch.ended_at = call.end_at.or(call.end_timestamp);
     patch.duration_ms = call.duration_ms;
-    patch.end_reason = call.disconnection_reason.clone();
     patch.outcome = call.disconnection_reason.as_deref().map(outcome_of);
-    patch.recording_url = call.recording_url.clone();
+    patch.end_reason = call.disconnection_reason.take();
+    patch.recording_url = call.recording_url.take();
     // v1 offers the transcript with tool calls separately; it is the more complete one.
     let turns = call
         .transcript_with_tool_calls
-        .as_ref()
+        .take()
         .filter(|t| !t.is_empty())
-        .or(call.transcript.as_ref());
-    patch.transcript = turns.map(|turns| turns.iter().filter_map(turn).collect());
+        .or_else(|| call.transcript.take());
+    patch.transcript = turns.map(|turns| turns.into_iter().filter_map(turn).collect());
 }
 
-fn analysis_patch(call: &Call) -> Option<CallPatch> {
-    let cost = call.call_cost.as_ref().and_then(|c| {
-        let amount = c
-            .total_cost
-            .clone()
-            .or_else(|| c.total_credits_used.clone())?;
+/// Cost and analysis (taken out of `call`).
+fn analysis_patch(call: &mut Call) -> Option<CallPatch> {
+    let cost = call.call_cost.take().and_then(|c| {
+        let amount = c.total_cost.or(c.total_credits_used)?;
         // v2's total_cost is the renamed v1 total_credits_used: both are Vox credits.
         Some(Cost {
             amount,
             unit: "credits".to_owned(),
         })
     });
-    let analysis = call.call_analysis.as_ref().map(|a| Analysis {
-        summary: a.summary.clone(),
-        sentiment: a.user_sentiment.clone(),
+    let analysis = call.call_analysis.take().map(|a| Analysis {
+        summary: a.summary,
+        sentiment: a.user_sentiment,
         data: a
             .custom_analysis_data
-            .iter()
+            .into_iter()
             .flatten()
             .map(|item| AnalysisItem {
-                name: item.name.clone(),
+                name: item.name,
                 kind: item
                     .kind
-                    .clone()
                     .unwrap_or_else(|| json_type(&item.value).to_owned()),
-                value: item.value.clone(),
+                value: item.value,
             })
             .collect(),
     });
@@ -307,22 +311,26 @@ fn analysis_patch(call: &Call) -> Option<CallPatch> {
     })
 }
 
-fn turn(t: &TurnIn) -> Option<Turn> {
-    let role = t.role.as_deref()?;
-    let content = match (&t.content, &t.name) {
-        (Some(content), _) => content.clone(),
-        (None, Some(name)) => match &t.arguments {
+fn turn(t: TurnIn) -> Option<Turn> {
+    let role = t.role?;
+    let content = match (t.content, t.name) {
+        (Some(content), _) => content,
+        (None, Some(name)) => match t.arguments {
             Some(args) if !args.is_null() => format!("{name}({args})"),
-            _ => name.clone(),
+            _ => name,
         },
         (None, None) => return None,
     };
-    Some(Turn::new(role, content))
+    Some(Turn {
+        at: None,
+        role,
+        content,
+    })
 }
 
-fn version_text(value: &Option<Value>) -> Option<String> {
+fn version_text(value: Option<Value>) -> Option<String> {
     match value {
-        Some(Value::String(s)) => Some(s.clone()),
+        Some(Value::String(s)) => Some(s),
         Some(Value::Number(n)) => Some(n.to_string()),
         _ => None,
     }

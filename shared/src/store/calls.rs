@@ -589,7 +589,7 @@ fn assemble(items: &[Item]) -> Result<Option<(CallRecord, u64)>> {
         };
         live.push(Turn {
             at: turn.at,
-            role: turn.role,
+            role: turn.role.into(),
             content,
         });
     }
@@ -696,7 +696,7 @@ fn turn_item(
         pk: pk.to_owned(),
         sk: sk.clone(),
         at: turn.at,
-        role: turn.role.clone(),
+        role: turn.role.to_string(),
         content,
         content_ref,
         received_at,

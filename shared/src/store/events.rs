@@ -14,7 +14,7 @@
 
 use super::Store;
 use super::codec::{self, Encoding, Packed};
-use super::dynamo::{Condition, Item, Put, Table, from_item, storage, to_attributes};
+use super::dynamo::{Condition, Item, Put, Table, from_item, storage};
 use crate::error::{Error, Result, StorageKind};
 use crate::event::{CanonicalEvent, EventType};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -113,6 +113,69 @@ impl EventItem {
             expires_at: None,
         }
     }
+
+    /// The item as DynamoDB attribute values: what `serde_dynamo` makes of it (a test holds the
+    /// two equal), built directly, with no intermediate map, on ingest's path.
+    pub fn to_attributes(&self) -> Item {
+        fn s(value: &str) -> AttributeValue {
+            AttributeValue::S(value.to_owned())
+        }
+        fn n(value: impl ToString) -> AttributeValue {
+            AttributeValue::N(value.to_string())
+        }
+        let mut item = Item::with_capacity(16);
+        let mut put = |name: &str, value: AttributeValue| {
+            item.insert(name.to_owned(), value);
+        };
+        put("pk", s(&self.pk));
+        put("sk", s(&self.sk));
+        put("type", s(&self.kind));
+        put("provider", s(&self.provider));
+        for (name, value) in [
+            ("provider_event", &self.provider_event),
+            ("call_id", &self.call_id),
+            ("dedupe_key", &self.dedupe_key),
+        ] {
+            if !value.is_empty() {
+                put(name, s(value));
+            }
+        }
+        put("received_at", n(self.received_at));
+        if let Some(at) = self.occurred_at {
+            put("occurred_at", n(at));
+        }
+        if let Some(body) = &self.body {
+            put("body", s(body));
+        }
+        if let Some(bytes) = &self.body_gz {
+            put("body_gz", AttributeValue::B(bytes.to_vec().into()));
+        }
+        for (name, value) in [
+            ("body_encoding", &self.body_encoding),
+            ("body_ref", &self.body_ref),
+        ] {
+            if let Some(value) = value {
+                put(name, s(value));
+            }
+        }
+        put("parts", n(self.parts));
+        if let Some(bytes) = self.body_bytes {
+            put("body_bytes", n(bytes));
+        }
+        for (name, value) in [
+            ("error", &self.error),
+            ("from_key", &self.from_key),
+            ("to_key", &self.to_key),
+        ] {
+            if let Some(value) = value {
+                put(name, s(value));
+            }
+        }
+        if let Some(at) = self.expires_at {
+            put("expires_at", n(at));
+        }
+        item
+    }
 }
 
 /// What storing one event did.
@@ -199,7 +262,7 @@ impl EventItems {
             });
         };
         if body.len() <= codec::COMPRESS_ABOVE && items.len() == 1 {
-            if let Ok(text) = std::str::from_utf8(body) {
+            if let Ok(text) = simdutf8::basic::from_utf8(body) {
                 items[0].body = Some(text.to_owned());
                 return Ok(Self {
                     body: Vec::new(),
@@ -270,7 +333,7 @@ impl EventItems {
         self.body
             .iter()
             .chain(&self.items)
-            .map(to_attributes)
+            .map(|item| Ok(item.to_attributes()))
             .collect()
     }
 }
@@ -296,7 +359,7 @@ impl Store {
         for (event, item) in events.iter().zip(items.items) {
             let first_received_at = match self
                 .events()
-                .put(to_attributes(&item)?, Condition::Absent)
+                .put(item.to_attributes(), Condition::Absent)
                 .await?
             {
                 Put::Written => None,
@@ -338,7 +401,7 @@ impl Store {
         for item in &items.items {
             written |= self
                 .events()
-                .put(to_attributes(item)?, Condition::Absent)
+                .put(item.to_attributes(), Condition::Absent)
                 .await?
                 == Put::Written;
         }
@@ -363,7 +426,7 @@ impl Store {
         }
         for item in &items.body {
             self.events()
-                .put(to_attributes(item)?, Condition::Always)
+                .put(item.to_attributes(), Condition::Always)
                 .await?;
         }
         Ok(())
@@ -645,6 +708,7 @@ mod tests {
     use super::*;
     use crate::event::{DeliveryContext, EventData, dedupe_key};
     use crate::store::codec::{CHUNK_BYTES, noise};
+    use crate::store::to_attributes;
 
     fn event(event_type: EventType, body: &[u8]) -> CanonicalEvent {
         let ctx = DeliveryContext::default();
@@ -726,6 +790,59 @@ mod tests {
         assert_eq!(items.items[0].parts, 3);
         assert_eq!(items.items[0].pk, "quarantine#vox");
         assert_eq!(items.to_attributes().unwrap().len(), 5);
+    }
+
+    #[test]
+    fn items_built_directly_are_what_serde_dynamo_makes_of_them() {
+        let event = |t| event(t, b"{}");
+        let small = b"{\"event\":\"call_ended\"}".to_vec();
+        let not_utf8 = vec![0xFF, 0xFE, b'{'];
+        let mut all: Vec<EventItem> = Vec::new();
+        for (events, body) in [
+            (vec![event(EventType::CallEnded)], small.clone()),
+            (vec![event(EventType::CallEnded)], not_utf8),
+            (vec![event(EventType::CallEnded)], noise(40 * 1024)),
+            (
+                vec![event(EventType::CallEnded), event(EventType::CallAnalyzed)],
+                noise(4 * 1024),
+            ),
+            (vec![event(EventType::CallEnded)], noise(1 << 20)),
+        ] {
+            let items = EventItems::for_delivery(&events, &body, Some(1_900_000_000)).unwrap();
+            all.extend(items.body);
+            all.extend(items.items);
+        }
+        let quarantined =
+            EventItems::for_quarantine("vox", &Error::Unusable("x".into()), &small, 7, None)
+                .unwrap();
+        all.extend(quarantined.items);
+        let mut every = all[0].clone();
+        every.provider_event = "call_ended".into();
+        every.occurred_at = Some(-5);
+        every.body_gz = Some(ByteBuf::from(vec![1u8, 2]));
+        every.body_encoding = Some("gzip".into());
+        every.body_ref = Some("d".into());
+        every.error = Some("e".into());
+        every.from_key = Some("f".into());
+        every.to_key = Some("t".into());
+        all.push(every);
+        let mut bare = EventItem::new("p".into(), "s".into(), "part", "vox", 0);
+        bare.parts = 0;
+        all.push(bare);
+        for item in &all {
+            assert_eq!(
+                item.to_attributes(),
+                to_attributes(item).unwrap(),
+                "{}",
+                item.sk
+            );
+        }
+        // Every optional attribute was present in one item or another.
+        let names: std::collections::BTreeSet<String> = all
+            .iter()
+            .flat_map(|i| i.to_attributes().into_keys())
+            .collect();
+        assert_eq!(names.len(), 19, "{names:?}");
     }
 
     #[test]
